@@ -1,0 +1,27 @@
+# The two commands of the README: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test venv lint
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PY) -m venv $(VENV))
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+run: venv
+	$(BIN)/pip install -q -e .
+	$(BIN)/ivr db upgrade
+	exec $(BIN)/ivr serve
+
+lint: venv
+	$(BIN)/ruff check ivr tests migrations
+	$(BIN)/mypy
+
+test: venv
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/ruff check ivr tests migrations
+	$(BIN)/mypy
+	$(BIN)/pytest -q

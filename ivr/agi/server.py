@@ -1,0 +1,132 @@
+"""Our asyncio FastAGI server: accepts Asterisk's connections and runs one handler per call."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+from ivr.agi.protocol import DEFAULT_MAX_ENV_BYTES, AgiEnvironment
+from ivr.agi.session import (
+    AgiCommandError,
+    AgiConnection,
+    AgiHangup,
+    AgiSession,
+    AgiTimeout,
+    Deadlines,
+)
+
+log = logging.getLogger("ivr.agi")
+
+Handler = Callable[[AgiSession], Awaitable[None]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AgiServer:
+    """Routes each session on `agi_network_script` (query removed) to its handler."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        *,
+        allow: Iterable[str] = (),
+        deadlines: Deadlines | None = None,
+        max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
+    ) -> None:
+        self._handlers = dict(handlers)
+        self._allow: list[Network] = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self._deadlines = deadlines or Deadlines()
+        self._max_env_bytes = max_env_bytes
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[AgiConnection] = set()
+        self.sessions_started = 0
+        self.refused_peers = 0
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def open_connections(self) -> int:
+        return sum(1 for c in self._connections if not c.closed)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def _peer_allowed(self, host: str) -> bool:
+        if not self._allow:
+            return True
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if ok := any(addr in net for net in self._allow):
+            return ok
+        self.refused_peers += 1
+        return False
+
+    def _protocol_factory(self) -> AgiConnection:
+        conn = AgiConnection(
+            self._on_environment,
+            deadlines=self._deadlines,
+            max_env_bytes=self._max_env_bytes,
+            peer_allowed=self._peer_allowed,
+            on_lost=self._connections.discard,
+        )
+        self._connections.add(conn)
+        return conn
+
+    def _on_environment(self, conn: AgiConnection, env: AgiEnvironment) -> None:
+        self.sessions_started += 1
+        task = asyncio.get_running_loop().create_task(
+            self._run_session(conn, env), name=f"agi:{env.get('uniqueid')[:40]}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_session(self, conn: AgiConnection, env: AgiEnvironment) -> None:
+        session = AgiSession(conn, env)
+        script = env.script
+        handler = self._handlers.get(script)
+        try:
+            if handler is None:
+                log.warning("unknown AGI script %r from %s", script[:80], conn.peer)
+                await session.verbose("ivr-guard: unknown AGI script", 1)
+                return
+            await handler(session)
+        except AgiHangup as exc:
+            log.debug("session %s ended by hang-up: %s", env.get("uniqueid")[:40], exc)
+        except AgiTimeout as exc:
+            log.warning("session %s abandoned: %s", env.get("uniqueid")[:40], exc)
+        except AgiCommandError as exc:
+            log.error("session %s: Asterisk refused a command: %s", env.get("uniqueid")[:40], exc)
+        except Exception:
+            log.exception("handler for %r failed", script)
+        finally:
+            conn.close()
+
+    async def start(self, host: str, port: int) -> None:
+        """Bind and start accepting connections."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol_factory, host, port)
+        log.info("FastAGI listening on %s:%d", host, self.port)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop accepting, let running calls finish for `grace` seconds, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        pending = set(self._tasks)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        for conn in list(self._connections):
+            conn.abort()
+        self._connections.clear()

@@ -1,0 +1,252 @@
+"""One FastAGI connection: the asyncio protocol and the typed command API handlers use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ivr.agi.protocol import (
+    AgiEnvironment,
+    AgiParser,
+    AgiProtocolError,
+    EnvironmentReceived,
+    HangupReceived,
+    JunkLine,
+    Raw,
+    Reply,
+    ReplyReceived,
+    format_command,
+)
+
+log = logging.getLogger("ivr.agi")
+
+
+class AgiHangup(Exception):
+    """The channel is gone: a `HANGUP` line, a 511 reply, or the socket closed."""
+
+
+class AgiTimeout(Exception):
+    """Asterisk did not answer a command before its deadline."""
+
+
+class AgiCommandError(Exception):
+    """Asterisk refused a command (510 unknown command, 520 usage)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(f"AGI error {reply.code}: {reply.data}")
+        self.reply = reply
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Seconds each kind of command may take before the session is abandoned."""
+
+    environment: float = 5.0
+    command: float = 10.0
+    media: float = 300.0
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """Outcome of `STREAM FILE`: `missing` when Asterisk could not open the file."""
+
+    missing: bool
+    digit: str | None
+    endpos: int
+
+
+class AgiConnection(asyncio.Protocol):
+    """Feeds socket bytes to the parser and hands replies to the waiting command."""
+
+    def __init__(
+        self,
+        on_environment: Callable[[AgiConnection, AgiEnvironment], None],
+        *,
+        deadlines: Deadlines,
+        max_env_bytes: int,
+        peer_allowed: Callable[[str], bool],
+        on_lost: Callable[[AgiConnection], None] = lambda _c: None,
+    ) -> None:
+        self._on_environment = on_environment
+        self._on_lost = on_lost
+        self.deadlines = deadlines
+        self._peer_allowed = peer_allowed
+        self.parser = AgiParser(max_env_bytes=max_env_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.hung_up = False
+        self.closed = False
+        self.junk_lines = 0
+        self._waiter: asyncio.Future[Reply] | None = None
+        self._env_timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "?"
+        if not self._peer_allowed(self.peer):
+            log.warning("FastAGI connection from %s refused: not in the allowlist", self.peer)
+            self.abort()
+            return
+        loop = asyncio.get_running_loop()
+        self._env_timer = loop.call_later(self.deadlines.environment, self._env_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.parser.feed(data)
+        except AgiProtocolError as exc:
+            log.warning("FastAGI peer %s broke the protocol: %s", self.peer, exc)
+            self._fail(AgiHangup(f"protocol error: {exc}"))
+            self.abort()
+            return
+        for event in events:
+            if isinstance(event, ReplyReceived):
+                if self._waiter is not None and not self._waiter.done():
+                    self._waiter.set_result(event.reply)
+            elif isinstance(event, HangupReceived):
+                self.hung_up = True
+                self._fail(AgiHangup("HANGUP"))
+            elif isinstance(event, JunkLine):
+                self.junk_lines += 1
+                log.debug("dropped unasked AGI line from %s: %r", self.peer, event.line[:200])
+            elif isinstance(event, EnvironmentReceived):
+                self._cancel_env_timer()
+                self._on_environment(self, event.env)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_env_timer()
+        self._fail(AgiHangup("connection closed"))
+        self._on_lost(self)
+
+    # helpers ----------------------------------------------------------------------------
+    def _env_timed_out(self) -> None:
+        log.warning("FastAGI peer %s sent no complete environment in time", self.peer)
+        self.abort()
+
+    def _cancel_env_timer(self) -> None:
+        if self._env_timer is not None:
+            self._env_timer.cancel()
+            self._env_timer = None
+
+    def _fail(self, exc: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+    def abort(self) -> None:
+        """Drop the socket at once."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        """Close the socket after pending writes."""
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    async def send(self, data: bytes, timeout: float) -> Reply:
+        """Send one command line and wait for its reply."""
+        if self.hung_up or self.closed or self.transport is None:
+            raise AgiHangup("channel already gone")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Reply] = loop.create_future()
+        self._waiter = waiter
+        self.parser.command_sent()
+        self.transport.write(data)
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            # The reply may still come and would be paired with the next command: end it here.
+            self.abort()
+            raise AgiTimeout(f"no reply within {timeout:g}s to {data[:40]!r}") from None
+        finally:
+            self._waiter = None
+
+
+class AgiSession:
+    """Typed AGI commands over one connection; every command has a deadline."""
+
+    def __init__(self, conn: AgiConnection, env: AgiEnvironment) -> None:
+        self._conn = conn
+        self.env = env
+        self.commands_sent = 0
+
+    @property
+    def peer(self) -> str:
+        return self._conn.peer
+
+    @property
+    def tainted(self) -> bool:
+        """The environment or the line stream held text Asterisk itself never sends."""
+        return self.env.tainted or self._conn.junk_lines > 0
+
+    async def command(self, verb: str, *args: str, timeout: float | None = None) -> Reply:
+        """Send `verb` with its arguments (quoted unless `Raw`); raise on hang-up or error."""
+        data = format_command(verb, *args)
+        reply = await self._conn.send(data, timeout or self._conn.deadlines.command)
+        self.commands_sent += 1
+        if reply.code == 511:
+            self._conn.hung_up = True
+            raise AgiHangup("511 dead channel")
+        if reply.code != 200:
+            raise AgiCommandError(reply)
+        return reply
+
+    async def answer(self) -> None:
+        reply = await self.command("ANSWER")
+        if reply.result_int == -1:
+            raise AgiHangup("ANSWER failed")
+
+    async def hangup(self) -> None:
+        await self.command("HANGUP")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command("SET VARIABLE", Raw(name), value)
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command("GET VARIABLE", Raw(name))
+        return reply.data if reply.result == "1" else None
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command("VERBOSE", message, Raw(str(level)))
+
+    async def exec(self, application: str, options: str) -> Reply:
+        return await self.command(
+            "EXEC", Raw(application), options, timeout=self._conn.deadlines.media
+        )
+
+    async def stream_file(self, filename: str, escape_digits: str = "") -> StreamResult:
+        """Play a prompt. A missing file answers `result=-1 endpos=0` at once (not a hang-up)."""
+        reply = await self.command(
+            "STREAM FILE", filename, escape_digits, timeout=self._conn.deadlines.media
+        )
+        code = reply.result_int
+        endpos = reply.endpos or 0
+        if code == -1:
+            if endpos == 0:
+                return StreamResult(missing=True, digit=None, endpos=0)
+            self._conn.hung_up = True
+            raise AgiHangup("hang-up during playback")
+        digit = chr(code) if code and code > 0 else None
+        return StreamResult(missing=False, digit=digit, endpos=endpos)
+
+    async def get_data(self, filename: str, timeout_ms: int, max_digits: int) -> str | None:
+        """Play `filename` and collect digits; None when the caller pressed nothing."""
+        reply = await self.command(
+            "GET DATA",
+            filename,
+            Raw(str(timeout_ms)),
+            Raw(str(max_digits)),
+            timeout=self._conn.deadlines.media + timeout_ms / 1000,
+        )
+        if reply.result == "-1":
+            self._conn.hung_up = True
+            raise AgiHangup("hang-up during GET DATA")
+        if reply.data == "timeout" and reply.result == "":
+            return None
+        return reply.result or None

@@ -1,0 +1,79 @@
+"""The composition root: builds every part from the configuration and runs them together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr import names
+from ivr.agi.server import AgiServer
+from ivr.agi.session import Deadlines
+from ivr.clock import Clock, SystemClock
+from ivr.config import Config, parse_hostport
+from ivr.db.engine import create_engine, redact
+from ivr.db.migrate import schema_status
+from ivr.handlers.inbound import InboundHandler
+
+log = logging.getLogger("ivr")
+
+
+class SchemaOutdated(Exception):
+    """The database schema is not at the migrations' head."""
+
+
+@dataclass
+class App:
+    cfg: Config
+    engine: AsyncEngine
+    inbound: InboundHandler
+    agi: AgiServer
+
+
+def build_app(cfg: Config, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> App:
+    """Wire the parts; nothing is started."""
+    engine = engine or create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
+    inbound = InboundHandler(cfg, engine, clock or SystemClock())
+    a = cfg.agi
+    agi = AgiServer(
+        {names.SCRIPT_INBOUND: inbound},
+        allow=a.allow,
+        deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
+        max_env_bytes=a.max_environment_bytes,
+    )
+    return App(cfg, engine, inbound, agi)
+
+
+async def check_schema(engine: AsyncEngine, url: str) -> None:
+    status = await schema_status(engine)
+    if not status.up_to_date:
+        raise SchemaOutdated(
+            f"database {redact(url)} is at revision {status.current or 'none'}, "
+            f"the code needs {status.head}: run `ivr db upgrade`"
+        )
+
+
+async def serve(
+    cfg: Config,
+    stop: asyncio.Event,
+    *,
+    clock: Clock | None = None,
+    started: asyncio.Event | None = None,
+) -> App:
+    """Run until `stop` is set, then close gracefully. Refuses an out-of-date schema."""
+    app = build_app(cfg, clock=clock)
+    try:
+        await check_schema(app.engine, cfg.database_url())
+        host, port = parse_hostport(cfg.agi.listen)
+        await app.agi.start(host, port)
+        if started is not None:
+            started.set()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(stop.wait(), name="stop-signal")
+        log.info("stopping: waiting for calls in progress")
+        await app.agi.close(grace=10.0)
+    finally:
+        await app.engine.dispose()
+    return app

@@ -1,0 +1,194 @@
+"""The `ivr` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ivr.clock import FixedClock, SystemClock
+from ivr.config import Config, ConfigError, load_config, parse_hostport
+from ivr.paths import prompts_dir
+from ivr.prompts import PromptCatalog
+
+app = typer.Typer(no_args_is_help=True, help="Call guard for Asterisk.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
+config_app = typer.Typer(no_args_is_help=True, help="The configuration file.")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file (or IVR_CONFIG).")
+]
+
+EXIT_CONFIG = 2
+EXIT_SCHEMA = 3
+
+
+def _catalog() -> PromptCatalog:
+    return PromptCatalog.load(prompts_dir() / "catalog.toml")
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path, os.environ, _catalog())
+    except ConfigError as exc:
+        err.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _logging(cfg: Config) -> None:
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    agi_listen: Annotated[
+        str | None, typer.Option(help="FastAGI HOST:PORT (default 127.0.0.1:4573).")
+    ] = None,
+) -> None:
+    """Run the FastAGI server until SIGTERM or SIGINT."""
+    from ivr.app import SchemaOutdated
+    from ivr.app import serve as run_serve
+
+    cfg = _load(config)
+    if agi_listen:
+        try:
+            parse_hostport(agi_listen)
+        except ValueError as exc:
+            err.print(f"--agi-listen: {exc}")
+            raise typer.Exit(EXIT_CONFIG) from None
+        cfg = cfg.model_copy(update={"agi": cfg.agi.model_copy(update={"listen": agi_listen})})
+    _logging(cfg)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_serve(cfg, stop)
+
+    try:
+        asyncio.run(main())
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(EXIT_SCHEMA) from None
+    except OSError as exc:
+        err.print(f"[red]cannot start: {exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
+    """Bring the database schema up to date (creates the SQLite file if needed)."""
+    from ivr.db import migrate
+    from ivr.db.engine import redact
+
+    cfg = _load(config)
+    migrate.upgrade(cfg.database_url(), revision)
+    out.print(f"database {redact(cfg.database_url())} is at {revision}", highlight=False)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str, config: ConfigOpt = None) -> None:
+    """Step the schema down to REVISION (`base` removes every table)."""
+    from ivr.db import migrate
+
+    cfg = _load(config)
+    migrate.downgrade(cfg.database_url(), revision)
+    out.print(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None) -> None:
+    """Print the schema revision of the database and of the code."""
+    from ivr.db.engine import create_engine
+    from ivr.db.migrate import schema_status
+
+    cfg = _load(config)
+
+    async def main() -> None:
+        engine = create_engine(cfg.database_url())
+        try:
+            st = await schema_status(engine)
+        finally:
+            await engine.dispose()
+        out.print(f"database: {st.current or 'none'}  code: {st.head}  up to date: {st.up_to_date}")
+        if not st.up_to_date:
+            raise typer.Exit(EXIT_SCHEMA)
+
+    asyncio.run(main())
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the configuration and say where data goes."""
+    cfg = _load(config)
+    out.print(f"configuration OK; data directory {cfg.data_dir}; AGI on {cfg.agi.listen}")
+
+
+@app.command()
+def simulate(
+    caller: Annotated[str, typer.Option(help="Presented caller number, as the network sends it.")],
+    name: Annotated[str, typer.Option(help="Caller name.")] = "",
+    presentation: Annotated[
+        str, typer.Option(help="allowed, withheld or unavailable.")
+    ] = "allowed",
+    digits: Annotated[
+        str, typer.Option(help="Keys pressed at each menu, comma separated; '-' for no key.")
+    ] = "",
+    dialled: Annotated[str, typer.Option(help="The number the caller dialled.")] = "",
+    at: Annotated[
+        str | None, typer.Option(help="When the call happens, ISO time in the centre's zone.")
+    ] = None,
+    hangup_during: Annotated[
+        str | None, typer.Option(help="Hang up while this prompt plays (a prompt id).")
+    ] = None,
+    use_db: Annotated[
+        bool, typer.Option(help="Use the configured database (blocklist) instead of a throwaway one.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run one scripted call against the service in this process and print the conversation."""
+    from ivr.app import SchemaOutdated
+    from ivr.sim.simulate import PRESENTATION, SimulatedCall, describe, parse_at, run_simulation
+
+    cfg = _load(config)
+    if presentation not in PRESENTATION:
+        err.print(f"--presentation must be one of {', '.join(PRESENTATION)}")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        when = parse_at(at, cfg.hours.timezone)
+    except ValueError:
+        err.print(f"--at: not an ISO date-time: {at!r}")
+        raise typer.Exit(EXIT_CONFIG) from None
+    keys = tuple(None if d.strip() in ("", "-") else d.strip() for d in digits.split(",")) if digits else ()
+    call = SimulatedCall(caller, name, presentation, keys, dialled, hangup_during)
+    clock = FixedClock(when) if when else SystemClock()
+    logging.basicConfig(level=logging.ERROR)
+    try:
+        record, _ = asyncio.run(run_simulation(cfg, call, clock, use_configured_db=use_db))
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(EXIT_SCHEMA) from None
+    out.print(f"call from {caller!r} ({presentation}) at {clock.now().isoformat()}", highlight=False)
+    describe(record, cfg, _catalog(), lambda line: out.print(line, highlight=False, markup=False))
+
+
+def main() -> None:
+    app()

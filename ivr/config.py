@@ -1,0 +1,360 @@
+"""The one TOML configuration file: loaded, validated at start, every setting defaulted."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ivr.core.hours import WEEKDAYS, Interval, Schedule, parse_interval
+from ivr.core.menu import MenuSpec
+from ivr.core.screening import ClosedPolicy, Policy, ScreeningPolicy
+from ivr.prompts import PromptCatalog
+
+_ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_DIGITS = re.compile(r"^[0-9*#]+$")
+_VAR_SAFE = re.compile(r"^[^,\r\n\0|]+$")  # Dial() separates its arguments with commas
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgiConfig(_Model):
+    listen: str = "127.0.0.1:4573"
+    allow: list[str] = ["127.0.0.1/32", "::1/128"]
+    environment_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    command_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    media_timeout_s: Annotated[float, Field(gt=0)] = 300.0
+    max_environment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_hostport(v)
+        return v
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {net!r}") from exc
+        return v
+
+
+class DatabaseConfig(_Model):
+    url: str = ""  # empty: SQLite file ivr.sqlite3 under the data directory
+    timeout_s: Annotated[float, Field(gt=0)] = 2.0
+
+
+class RouteConfig(_Model):
+    dial: str
+    timeout_s: Annotated[int, Field(ge=1, le=600)] = 30
+
+    @field_validator("dial")
+    @classmethod
+    def _dial(cls, v: str) -> str:
+        if not _VAR_SAFE.match(v):
+            raise ValueError("dial string must not contain commas, '|' or line breaks")
+        return v
+
+
+class MenuConfig(_Model):
+    prompt: str = "menu"
+    options: dict[str, str] = {"1": "sales", "2": "support"}
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    max_digits: Annotated[int, Field(ge=1, le=10)] = 1
+    invalid_prompt: str = "invalid-input"
+    timeout_prompt: str = "no-input"
+    giveup_prompt: str = "goodbye"
+    fallback_route: str | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError("the menu needs at least one option")
+        for digits in v:
+            if not _DIGITS.match(digits):
+                raise ValueError(f"menu key {digits!r} is not made of 0-9, * and #")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> MenuConfig:
+        for digits in self.options:
+            if len(digits) > self.max_digits:
+                raise ValueError(f"option {digits!r} is longer than max_digits={self.max_digits}")
+        return self
+
+
+class HoursConfig(_Model):
+    timezone: str = "Asia/Tokyo"
+    mon: list[str] = ["09:00-18:00"]
+    tue: list[str] = ["09:00-18:00"]
+    wed: list[str] = ["09:00-18:00"]
+    thu: list[str] = ["09:00-18:00"]
+    fri: list[str] = ["09:00-18:00"]
+    sat: list[str] = []
+    sun: list[str] = []
+    public_holidays: bool = True
+    closed_dates: list[str] = ["12-29", "12-30", "12-31", "01-02", "01-03"]
+    after_hours_prompt: str = "after-hours"
+    holiday_prompt: str = "holiday"
+    closed_route: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    @classmethod
+    def _ranges(cls, v: list[str]) -> list[str]:
+        for r in v:
+            parse_interval(r)
+        return v
+
+    @field_validator("closed_dates")
+    @classmethod
+    def _dates(cls, v: list[str]) -> list[str]:
+        for d in v:
+            _parse_closed(d)
+        return v
+
+    def schedule(self) -> Schedule:
+        weekly: dict[str, tuple[Interval, ...]] = {
+            day: tuple(parse_interval(r) for r in getattr(self, day)) for day in WEEKDAYS
+        }
+        full: set[date] = set()
+        yearly: set[tuple[int, int]] = set()
+        for d in self.closed_dates:
+            parsed = _parse_closed(d)
+            if isinstance(parsed, date):
+                full.add(parsed)
+            else:
+                yearly.add(parsed)
+        return Schedule(self.timezone, weekly, self.public_holidays, frozenset(full), frozenset(yearly))
+
+
+def _parse_closed(text: str) -> date | tuple[int, int]:
+    """`YYYY-MM-DD` (that day) or `MM-DD` (that day every year)."""
+    try:
+        if len(text) == 5:
+            d = date.fromisoformat(f"2000-{text}")  # a leap year, so 02-29 is accepted
+            return (d.month, d.day)
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not a date YYYY-MM-DD or MM-DD: {text!r}") from exc
+
+
+class ScreeningRule(_Model):
+    withheld: Policy = Policy.REJECT
+    unavailable: Policy = Policy.ALLOW
+
+
+class ScreeningConfig(_Model):
+    withheld: Policy = Policy.REJECT
+    unavailable: Policy = Policy.ALLOW
+    by_dialled: dict[str, ScreeningRule] = {}
+    region: str = "JP"
+    blocklist_min_prefix_len: Annotated[int, Field(ge=3, le=15)] = 6
+
+
+class RecordingConfig(_Model):
+    spool_dir: str = "/var/spool/asterisk/monitor/ivr-guard"
+    mixmonitor_options: Annotated[str, Field(pattern=r"^[a-zA-Z]*$")] = "b"
+    enabled: bool = True
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _abs(cls, v: str) -> str:
+        if not v.startswith("/") or not _VAR_SAFE.match(v):
+            raise ValueError("spool_dir must be an absolute path without commas")
+        return v
+
+
+class PromptsConfig(_Model):
+    language: Literal["ja", "en"] = "ja"
+    sound_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "ivr-guard"
+
+
+def _default_routes() -> dict[str, RouteConfig]:
+    return {
+        "sales": RouteConfig(dial="PJSIP/sales"),
+        "support": RouteConfig(dial="PJSIP/support"),
+        "operator": RouteConfig(dial="PJSIP/operator"),
+    }
+
+
+class Config(_Model):
+    data_dir: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    agi: AgiConfig = AgiConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    routes: dict[str, RouteConfig] = Field(default_factory=_default_routes)
+    default_route: str = "operator"
+    menu: MenuConfig = MenuConfig()
+    hours: HoursConfig = HoursConfig()
+    screening: ScreeningConfig = ScreeningConfig()
+    recording: RecordingConfig = RecordingConfig()
+    prompts: PromptsConfig = PromptsConfig()
+
+    @field_validator("routes")
+    @classmethod
+    def _route_names(cls, v: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+        for name in v:
+            if not _ROUTE_NAME.match(name):
+                raise ValueError(f"route name {name!r}: use a-z, 0-9, '-' and '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        refs = {"default_route": self.default_route}
+        refs |= {f"menu.options.{k}": r for k, r in self.menu.options.items()}
+        if self.menu.fallback_route:
+            refs["menu.fallback_route"] = self.menu.fallback_route
+        if self.hours.closed_route:
+            refs["hours.closed_route"] = self.hours.closed_route
+        for key, route in refs.items():
+            if route not in self.routes:
+                raise ValueError(f"{key}: unknown route {route!r} (not in [routes])")
+        return self
+
+    # Derived views for the core -----------------------------------------------------------
+    def menu_spec(self) -> MenuSpec:
+        m = self.menu
+        return MenuSpec(
+            prompt=m.prompt,
+            options=dict(m.options),
+            retries=m.retries,
+            timeout_ms=int(m.timeout_s * 1000),
+            max_digits=m.max_digits,
+            invalid_prompt=m.invalid_prompt,
+            timeout_prompt=m.timeout_prompt,
+            fallback_route=m.fallback_route,
+            giveup_prompt=m.giveup_prompt,
+        )
+
+    def screening_default(self) -> ScreeningPolicy:
+        return ScreeningPolicy(self.screening.withheld, self.screening.unavailable)
+
+    def screening_by_dialled(self) -> dict[str, ScreeningPolicy]:
+        from ivr.core.caller import normalise
+
+        out: dict[str, ScreeningPolicy] = {}
+        for number, rule in self.screening.by_dialled.items():
+            key = normalise(number, self.screening.region) or number
+            out[key] = ScreeningPolicy(rule.withheld, rule.unavailable)
+        return out
+
+    def closed_policy(self) -> ClosedPolicy:
+        h = self.hours
+        return ClosedPolicy(h.after_hours_prompt, h.holiday_prompt, h.closed_route)
+
+    def prompt_ids(self) -> dict[str, str]:
+        """Every prompt the configuration refers to, keyed by the setting naming it."""
+        m, h = self.menu, self.hours
+        return {
+            "menu.prompt": m.prompt,
+            "menu.invalid_prompt": m.invalid_prompt,
+            "menu.timeout_prompt": m.timeout_prompt,
+            "menu.giveup_prompt": m.giveup_prompt,
+            "hours.after_hours_prompt": h.after_hours_prompt,
+            "hours.holiday_prompt": h.holiday_prompt,
+        }
+
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_path() / 'ivr.sqlite3'}"
+
+
+# Prompts the handlers play themselves, whatever the configuration says.
+FIXED_PROMPTS = (
+    "recording-notice",
+    "harassment-policy",
+    "anonymous-rejected",
+    "unavailable-rejected",
+    "blocked",
+)
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` → (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/ivr-guard")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
+    return Path(base) / "ivr-guard"
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {msg}")
+    return "\n".join(lines)
+
+
+def build_config(
+    data: Mapping[str, Any], env: Mapping[str, str], catalog: PromptCatalog | None = None
+) -> Config:
+    """Validate a parsed TOML mapping; `IVR_DATA_DIR` overrides `data_dir`."""
+    try:
+        cfg = Config.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    data_dir = env.get("IVR_DATA_DIR") or cfg.data_dir or str(default_data_dir())
+    cfg = cfg.model_copy(update={"data_dir": data_dir})
+    if catalog is not None:
+        for key, pid in cfg.prompt_ids().items():
+            if pid not in catalog:
+                raise ConfigError(f"{key}: prompt {pid!r} is not in the prompt catalog")
+    return cfg
+
+
+def load_config(
+    path: Path | None, env: Mapping[str, str], catalog: PromptCatalog | None = None
+) -> Config:
+    """Read `path` (or `IVR_CONFIG`, or nothing: all defaults) and validate it."""
+    if path is None and env.get("IVR_CONFIG"):
+        path = Path(env["IVR_CONFIG"])
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return build_config(data, env, catalog)

@@ -1,0 +1,79 @@
+"""Caller classification: withheld, unavailable, or a number normalised to E.164."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+
+WITHHELD_WORDS = frozenset({"anonymous", "private", "restricted", "withheld", "prohibited"})
+UNAVAILABLE_WORDS = frozenset({"", "unknown", "<unknown>", "unavailable", "none"})
+# Only digits with the punctuation people and networks write numbers with; anything else
+# (`1&PJSIP/x`, quotes, control bytes) is not a number at all and is never prefix-matched.
+_NUMBERISH = re.compile(r"^\+?[0-9][0-9 ()\-.]{0,24}$")
+_PRES_MASK = 0x60
+_PRES_RESTRICTED = 0x20
+_PRES_UNAVAILABLE = 0x40
+MAX_RAW_KEPT = 64
+
+
+class CallerClass(StrEnum):
+    NUMBER = "number"
+    WITHHELD = "withheld"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What we know of the caller; `raw` is cut to `MAX_RAW_KEPT` characters for storage."""
+
+    cls: CallerClass
+    e164: str | None
+    raw: str
+
+
+def _presentation(pres: str) -> CallerClass | None:
+    p = pres.strip().lower()
+    if p.isdigit():
+        value = int(p) & _PRES_MASK
+        if value == _PRES_RESTRICTED:
+            return CallerClass.WITHHELD
+        if value == _PRES_UNAVAILABLE:
+            return CallerClass.UNAVAILABLE
+        return None
+    if p.startswith("prohib"):
+        return CallerClass.WITHHELD
+    if p == "unavailable":
+        return CallerClass.UNAVAILABLE
+    return None
+
+
+def normalise(number: str, region: str = "JP") -> str | None:
+    """E.164 form of a dialled or presented number, or None when it is not a possible one."""
+    text = number.strip()
+    if not _NUMBERISH.match(text):
+        return None
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def classify(number: str, presentation: str = "", region: str = "JP") -> Caller:
+    """Classify a caller from the presented number and the presentation indicator."""
+    raw = number[:MAX_RAW_KEPT]
+    by_pres = _presentation(presentation)
+    word = number.strip().lower()
+    if by_pres is CallerClass.WITHHELD or word in WITHHELD_WORDS:
+        return Caller(CallerClass.WITHHELD, None, raw)
+    if by_pres is CallerClass.UNAVAILABLE or word in UNAVAILABLE_WORDS:
+        return Caller(CallerClass.UNAVAILABLE, None, raw)
+    e164 = normalise(number, region)
+    if e164 is None:
+        return Caller(CallerClass.UNAVAILABLE, None, raw)
+    return Caller(CallerClass.NUMBER, e164, raw)

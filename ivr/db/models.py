@@ -1,0 +1,90 @@
+"""Tables. Schema changes go through Alembic (migrations/), never create_all in production."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("call_id", String(32), primary_key=True),
+    Column("uniqueid", String(64), nullable=False),
+    Column("linkedid", String(64), nullable=False),
+    Column("caller_raw", String(64), nullable=False),
+    Column("caller_name", String(64), nullable=False),
+    Column("caller_e164", String(20)),
+    Column("caller_class", String(16), nullable=False),
+    Column("dialled", String(32), nullable=False),
+    Column("decision", String(16)),
+    Column("reason", String(24)),
+    Column("route", String(40)),
+    Column("blocklist_entry_id", Integer),
+    Column("recording_path", String(255)),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime()),
+    Column("duration_s", Float),
+    Column("end_reason", String(24)),
+    Index("ix_calls_uniqueid", "uniqueid"),
+    Index("ix_calls_linkedid", "linkedid"),
+    Index("ix_calls_caller_started", "caller_e164", "started_at"),
+)
+
+blocklist_entries = Table(
+    "blocklist_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pattern", String(20), nullable=False),
+    Column("is_prefix", Boolean, nullable=False, default=False),
+    Column("status", String(12), nullable=False),
+    Column("action", String(48), nullable=False, default="reject"),
+    Column("category", String(40), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("evidence", Text, nullable=False, default="[]"),
+    Column("expires_at", UtcDateTime()),
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_at", UtcDateTime(), nullable=False),
+    Column("decided_by", String(64)),
+    Column("decided_at", UtcDateTime()),
+    Column("decision_note", Text),
+    Column("revoked_by", String(64)),
+    Column("revoked_at", UtcDateTime()),
+    Index("ix_blocklist_pattern_status", "pattern", "status"),
+)
