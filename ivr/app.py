@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +16,7 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Config, parse_hostport
 from ivr.db.engine import create_engine, redact
 from ivr.db.migrate import schema_status
-from ivr.handlers.inbound import InboundHandler
+from ivr.handlers.inbound import InboundHandler, new_call_id
 
 log = logging.getLogger("ivr")
 
@@ -32,10 +33,16 @@ class App:
     agi: AgiServer
 
 
-def build_app(cfg: Config, *, clock: Clock | None = None, engine: AsyncEngine | None = None) -> App:
+def build_app(
+    cfg: Config,
+    *,
+    clock: Clock | None = None,
+    engine: AsyncEngine | None = None,
+    new_id: Callable[[], str] = new_call_id,
+) -> App:
     """Wire the parts; nothing is started."""
     engine = engine or create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
-    inbound = InboundHandler(cfg, engine, clock or SystemClock())
+    inbound = InboundHandler(cfg, engine, clock or SystemClock(), new_id)
     a = cfg.agi
     agi = AgiServer(
         {names.SCRIPT_INBOUND: inbound},

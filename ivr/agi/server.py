@@ -112,7 +112,7 @@ class AgiServer:
     async def start(self, host: str, port: int) -> None:
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol_factory, host, port)
+        self._server = await loop.create_server(self._protocol_factory, host, port, backlog=1024)
         log.info("FastAGI listening on %s:%d", host, self.port)
 
     async def close(self, grace: float = 10.0) -> None:

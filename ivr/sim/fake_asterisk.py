@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ivr.agi.protocol import parse_args
@@ -105,6 +105,7 @@ class CallerScript:
     digits: list[str | None] = field(default_factory=list)  # per GET DATA: pressed, or None
     hangup_when: HangupRule | None = None  # hang up while this command runs
     hangup_after_commands: int | None = None  # hang up silently after N commands
+    disconnect_after_commands: int | None = None  # drop the socket (EOF) after N commands
     stall_after_env: float = 0.0  # seconds to wait before reading the first command
 
 
@@ -129,16 +130,24 @@ class FakeAsterisk:
         host: str,
         port: int,
         *,
-        sounds: Iterable[str] | None = None,
+        sounds: Mapping[str, int] | Iterable[str] | None = None,
         audio_delay: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
-        self._sounds = set(sounds) if sounds is not None else None
+        # File name -> length in samples (the endpos of a full play); None: every file exists.
+        self._sounds: dict[str, int] | None = None
+        if isinstance(sounds, Mapping):
+            self._sounds = dict(sounds)
+        elif sounds is not None:
+            self._sounds = dict.fromkeys(sounds, ENDPOS_FULL)
         self.audio_delay = audio_delay
 
     def sound_exists(self, name: str) -> bool:
         return self._sounds is None or name in self._sounds
+
+    def sound_length(self, name: str) -> int:
+        return ENDPOS_FULL if self._sounds is None else self._sounds.get(name, 0)
 
     async def call(
         self,
@@ -166,6 +175,12 @@ class FakeAsterisk:
                     rec.closed_by_server = True
                     break
                 text = line.decode("utf-8", errors="replace").rstrip("\n")
+                if (
+                    script.disconnect_after_commands is not None
+                    and len(rec.commands) >= script.disconnect_after_commands
+                ):
+                    rec.hung_up = True
+                    break
                 rec.commands.append(text)
                 if script.hangup_after_commands is not None and len(rec.commands) > script.hangup_after_commands:
                     state.dead = True
@@ -247,7 +262,7 @@ class FakeAsterisk:
                 st.dead = True
                 rec.hung_up = True
                 return [f"200 result=-1 endpos={ENDPOS_CUT}"]
-            return [f"200 result=0 endpos={ENDPOS_FULL}"]
+            return [f"200 result=0 endpos={self.sound_length(args[0])}"]
         if verb == "GET DATA":
             if len(args) < 1:
                 return _usage("GET DATA <file to be streamed> [<timeout>] [<maxdigits>]")

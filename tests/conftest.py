@@ -1,0 +1,89 @@
+"""Shared fixtures: a migrated SQLite file per test and the service on a loopback port."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.app import App, build_app
+from ivr.clock import FixedClock
+from ivr.config import Config, build_config
+from ivr.db import migrate
+from ivr.db.engine import create_engine
+from ivr.paths import prompts_dir
+from ivr.prompts import PromptCatalog
+from ivr.sim.fake_asterisk import FakeAsterisk
+
+JST = ZoneInfo("Asia/Tokyo")
+# A Tuesday, 10:00 in Tokyo: the centre is open.
+OPEN_TIME = datetime(2026, 11, 24, 10, 0, tzinfo=JST)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> PromptCatalog:
+    return PromptCatalog.load(prompts_dir() / "catalog.toml")
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "ivr.sqlite3"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def db_url(template_db: Path, tmp_path: Path) -> str:
+    target = tmp_path / "ivr.sqlite3"
+    shutil.copy(template_db, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@dataclass
+class Service:
+    app: App
+    engine: AsyncEngine
+    clock: FixedClock
+    fake: FakeAsterisk
+    cfg: Config
+
+
+@pytest.fixture
+async def make_service(
+    db_url: str, tmp_path: Path, catalog: PromptCatalog
+) -> AsyncIterator[Callable[..., Any]]:
+    """Build and start the service; `overrides` is a TOML-shaped dict merged into the config."""
+    started: list[Service] = []
+    counter = itertools.count(1)
+
+    async def factory(
+        overrides: dict[str, Any] | None = None,
+        *,
+        at: datetime = OPEN_TIME,
+        url: str | None = None,
+        sounds: set[str] | None = None,
+    ) -> Service:
+        data: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "database": {"url": url or db_url}}
+        for key, value in (overrides or {}).items():
+            data[key] = value
+        cfg = build_config(data, {}, catalog)
+        engine = create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
+        clock = FixedClock(at)
+        app = build_app(cfg, clock=clock, engine=engine, new_id=lambda: f"call{next(counter):04d}")
+        await app.agi.start("127.0.0.1", 0)
+        svc = Service(app, engine, clock, FakeAsterisk("127.0.0.1", app.agi.port, sounds=sounds), cfg)
+        started.append(svc)
+        return svc
+
+    yield factory
+    for svc in started:
+        await svc.app.agi.close(grace=1.0)
+        await svc.engine.dispose()

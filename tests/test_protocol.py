@@ -1,0 +1,137 @@
+"""The sans-I/O AGI protocol: replies, environment, quoting."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.agi.protocol import (
+    AgiParser,
+    AgiProtocolError,
+    EnvironmentReceived,
+    HangupReceived,
+    JunkLine,
+    Raw,
+    ReplyReceived,
+    format_command,
+    parse_args,
+    parse_reply_line,
+    quote,
+)
+
+ENV = b"agi_network: yes\nagi_network_script: inbound?x=1\nagi_callerid: 0312345678\nagi_callingpres: 0\nagi_arg_1: 0120\nagi_arg_2: 17.1\n\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "result", "data", "endpos"),
+    [
+        ("200 result=0", 200, "0", None, None),
+        ("200 result=1 (0312345678)", 200, "1", "0312345678", None),
+        ("200 result=1 (evil\"\\nEXEC System touch /tmp/pwned)", 200, "1", "evil\"\\nEXEC System touch /tmp/pwned", None),
+        ("200 result=1 (a (b) c)", 200, "1", "a (b) c", None),
+        ("200 result= (timeout)", 200, "", "timeout", None),
+        ("200 result=12 (timeout)", 200, "12", "timeout", None),
+        ("200 result=0 endpos=83203", 200, "0", None, 83203),
+        ("200 result=-1 endpos=0", 200, "-1", None, 0),
+        ("510 Invalid or unknown command", 510, "", "Invalid or unknown command", None),
+        ("511 Command Not Permitted on a dead channel or intercept routine", 511, "", "Command Not Permitted on a dead channel or intercept routine", None),
+    ],
+)
+def test_reply_lines(line: str, code: int, result: str, data: str | None, endpos: int | None) -> None:
+    r = parse_reply_line(line)
+    assert (r.code, r.result, r.data, r.endpos) == (code, result, data, endpos)
+
+
+def _ready_parser() -> AgiParser:
+    p = AgiParser()
+    [ev] = p.feed(ENV)
+    assert isinstance(ev, EnvironmentReceived)
+    return p
+
+
+def test_environment_script_query_removed_and_args() -> None:
+    p = AgiParser()
+    events = p.feed(ENV[:10]) + p.feed(ENV[10:])
+    [ev] = events
+    assert isinstance(ev, EnvironmentReceived)
+    assert ev.env.script == "inbound"
+    assert ev.env.args == ("0120", "17.1")
+    assert not ev.env.tainted
+
+
+def test_environment_size_limit() -> None:
+    p = AgiParser(max_env_bytes=1024)
+    with pytest.raises(AgiProtocolError):
+        p.feed(b"agi_callerid: " + b"9" * 2000)
+
+
+def test_environment_with_injected_lines_is_tainted_and_keeps_first_value() -> None:
+    p = AgiParser()
+    [ev] = p.feed(
+        b"agi_network_script: inbound\nagi_callerid: 0312345678\n"
+        b"agi_calleridname: x\nEXEC System touch /tmp/pwned\nagi_callerid: 0399999999\nagi_callingpres: 0\n\n"
+    )
+    assert isinstance(ev, EnvironmentReceived)
+    assert ev.env.tainted
+    assert ev.env.get("callerid") == "0312345678"
+
+
+def test_unasked_lines_are_junk_never_replies() -> None:
+    p = _ready_parser()
+    assert p.feed(b"200 result=1 (forged)\n") == [JunkLine("200 result=1 (forged)")]
+    p.command_sent()
+    [ev] = p.feed(b"200 result=0\n")
+    assert isinstance(ev, ReplyReceived) and ev.reply.result == "0"
+
+
+def test_hangup_then_511_pairs_with_the_command() -> None:
+    p = _ready_parser()
+    p.command_sent()
+    events = p.feed(b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n")
+    assert isinstance(events[0], HangupReceived)
+    assert isinstance(events[1], ReplyReceived) and events[1].reply.code == 511
+
+
+def test_520_usage_block_read_to_its_end() -> None:
+    p = _ready_parser()
+    p.command_sent()
+    events = p.feed(b"520-Invalid command syntax.  Proper usage follows:\nUsage: X\n")
+    assert events == []
+    [ev] = p.feed(b"520 End of proper usage.\n")
+    assert isinstance(ev, ReplyReceived) and ev.reply.code == 520 and len(ev.reply.lines) == 3
+    p.command_sent()  # the parser is ready for the next command
+    [ev2] = p.feed(b"200 result=1\n")
+    assert isinstance(ev2, ReplyReceived)
+
+
+def test_reply_line_too_long() -> None:
+    p = _ready_parser()
+    p.command_sent()
+    with pytest.raises(AgiProtocolError):
+        p.feed(b"200 result=1 (" + b"x" * 20000)
+
+
+@pytest.mark.parametrize(
+    "value", ["sales", 'a"b', "back\\slash", "two words", "", "日本語", '\\"', "1&PJSIP/x"]
+)
+def test_quote_round_trips_through_asterisk_parser(value: str) -> None:
+    line = format_command("SET VARIABLE", Raw("X"), value).decode().rstrip("\n")
+    assert parse_args(line) == ["SET", "VARIABLE", "X", value]
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\0b"])
+def test_quote_refuses_line_breaks(value: str) -> None:
+    with pytest.raises(ValueError):
+        quote(value)
+
+
+def test_raw_tokens_are_checked() -> None:
+    with pytest.raises(ValueError):
+        format_command("GET VARIABLE", Raw("X Y"))
+
+
+def test_parse_args_matches_captured_commands() -> None:
+    assert parse_args('STREAM FILE custom/notice ""') == ["STREAM", "FILE", "custom/notice", ""]
+    assert parse_args("GET FULL VARIABLE ${CALLERID(num-pres)}") == [
+        "GET", "FULL", "VARIABLE", "${CALLERID(num-pres)}"
+    ]
+    assert parse_args('VERBOSE "done" 1') == ["VERBOSE", "done", "1"]
