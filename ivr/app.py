@@ -15,6 +15,7 @@ from ivr.agi.session import Deadlines
 from ivr.clock import Clock, SystemClock
 from ivr.config import Config, parse_hostport
 from ivr.db.engine import create_engine, redact
+from ivr.db.journal import CallJournal
 from ivr.db.migrate import schema_status
 from ivr.handlers.inbound import InboundHandler, new_call_id
 
@@ -29,8 +30,24 @@ class SchemaOutdated(Exception):
 class App:
     cfg: Config
     engine: AsyncEngine
+    journal: CallJournal
     inbound: InboundHandler
     agi: AgiServer
+    _journal_task: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        """Start the journal writer, then accept calls."""
+        self._journal_task = asyncio.create_task(self.journal.run(), name="call-journal")
+        await self.agi.start(host, port)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Let calls finish, store what the journal holds, release the database."""
+        await self.agi.close(grace=grace)
+        await self.journal.close(timeout=grace)
+        if self._journal_task is not None:
+            self._journal_task.cancel()
+            await asyncio.gather(self._journal_task, return_exceptions=True)
+        await self.engine.dispose()
 
 
 def build_app(
@@ -42,7 +59,8 @@ def build_app(
 ) -> App:
     """Wire the parts; nothing is started."""
     engine = engine or create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
-    inbound = InboundHandler(cfg, engine, clock or SystemClock(), new_id)
+    journal = CallJournal(engine)
+    inbound = InboundHandler(cfg, engine, journal, clock or SystemClock(), new_id)
     a = cfg.agi
     agi = AgiServer(
         {names.SCRIPT_INBOUND: inbound},
@@ -50,7 +68,7 @@ def build_app(
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
     )
-    return App(cfg, engine, inbound, agi)
+    return App(cfg, engine, journal, inbound, agi)
 
 
 async def check_schema(engine: AsyncEngine, url: str) -> None:
@@ -73,14 +91,16 @@ async def serve(
     app = build_app(cfg, clock=clock)
     try:
         await check_schema(app.engine, cfg.database_url())
-        host, port = parse_hostport(cfg.agi.listen)
-        await app.agi.start(host, port)
+    except BaseException:
+        await app.engine.dispose()
+        raise
+    host, port = parse_hostport(cfg.agi.listen)
+    try:
+        await app.start(host, port)
         if started is not None:
             started.set()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(stop.wait(), name="stop-signal")
+        await stop.wait()
         log.info("stopping: waiting for calls in progress")
-        await app.agi.close(grace=10.0)
     finally:
-        await app.engine.dispose()
+        await app.close(grace=10.0)
     return app

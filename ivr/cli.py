@@ -160,7 +160,8 @@ def simulate(
         str | None, typer.Option(help="Hang up while this prompt plays (a prompt id).")
     ] = None,
     use_db: Annotated[
-        bool, typer.Option(help="Use the configured database (blocklist) instead of a throwaway one.")
+        bool,
+        typer.Option(help="Use the configured database (blocklist) instead of a throwaway one."),
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -177,7 +178,11 @@ def simulate(
     except ValueError:
         err.print(f"--at: not an ISO date-time: {at!r}")
         raise typer.Exit(EXIT_CONFIG) from None
-    keys = tuple(None if d.strip() in ("", "-") else d.strip() for d in digits.split(",")) if digits else ()
+    keys = (
+        tuple(None if d.strip() in ("", "-") else d.strip() for d in digits.split(","))
+        if digits
+        else ()
+    )
     call = SimulatedCall(caller, name, presentation, keys, dialled, hangup_during)
     clock = FixedClock(when) if when else SystemClock()
     logging.basicConfig(level=logging.ERROR)
@@ -186,7 +191,9 @@ def simulate(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(EXIT_SCHEMA) from None
-    out.print(f"call from {caller!r} ({presentation}) at {clock.now().isoformat()}", highlight=False)
+    out.print(
+        f"call from {caller!r} ({presentation}) at {clock.now().isoformat()}", highlight=False
+    )
     describe(record, cfg, _catalog(), lambda line: out.print(line, highlight=False, markup=False))
 
 

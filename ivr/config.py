@@ -154,7 +154,9 @@ class HoursConfig(_Model):
                 full.add(parsed)
             else:
                 yearly.add(parsed)
-        return Schedule(self.timezone, weekly, self.public_holidays, frozenset(full), frozenset(yearly))
+        return Schedule(
+            self.timezone, weekly, self.public_holidays, frozenset(full), frozenset(yearly)
+        )
 
 
 def _parse_closed(text: str) -> date | tuple[int, int]:

@@ -71,19 +71,23 @@ async def make_service(
         url: str | None = None,
         sounds: set[str] | None = None,
     ) -> Service:
-        data: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "database": {"url": url or db_url}}
+        data: dict[str, Any] = {
+            "data_dir": str(tmp_path / "data"),
+            "database": {"url": url or db_url},
+        }
         for key, value in (overrides or {}).items():
             data[key] = value
         cfg = build_config(data, {}, catalog)
         engine = create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
         clock = FixedClock(at)
         app = build_app(cfg, clock=clock, engine=engine, new_id=lambda: f"call{next(counter):04d}")
-        await app.agi.start("127.0.0.1", 0)
-        svc = Service(app, engine, clock, FakeAsterisk("127.0.0.1", app.agi.port, sounds=sounds), cfg)
+        await app.start("127.0.0.1", 0)
+        svc = Service(
+            app, engine, clock, FakeAsterisk("127.0.0.1", app.agi.port, sounds=sounds), cfg
+        )
         started.append(svc)
         return svc
 
     yield factory
     for svc in started:
-        await svc.app.agi.close(grace=1.0)
-        await svc.engine.dispose()
+        await svc.app.close(grace=1.0)

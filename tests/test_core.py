@@ -47,8 +47,14 @@ def test_classify(number: str, pres: str, cls: CallerClass, e164: str | None) ->
     assert len(c.raw) <= 64
 
 
-def _entry(i: int, pattern: str, prefix: bool = False, status: EntryStatus = EntryStatus.APPROVED,
-           expires: datetime | None = None, action: str = "reject") -> BlockEntry:
+def _entry(
+    i: int,
+    pattern: str,
+    prefix: bool = False,
+    status: EntryStatus = EntryStatus.APPROVED,
+    expires: datetime | None = None,
+    action: str = "reject",
+) -> BlockEntry:
     return BlockEntry(i, pattern, prefix, status, expires, action)
 
 
@@ -126,7 +132,9 @@ def test_menu(answers: list[str | None], final: menu.Step) -> None:
         if isinstance(step, menu.Ask):
             befores.append(step.before)
     assert step == final
-    expected_befores = ["no-input" if a is None else "invalid-input" for a in answers[: len(befores)]]
+    expected_befores = [
+        "no-input" if a is None else "invalid-input" for a in answers[: len(befores)]
+    ]
     assert befores == expected_befores
 
 
@@ -134,26 +142,78 @@ def test_menu(answers: list[str | None], final: menu.Step) -> None:
     ("cls", "policy", "block", "state", "reason", "proceed"),
     [
         (CallerClass.WITHHELD, ScreeningPolicy(), None, OpenState.OPEN, Reason.WITHHELD, False),
-        (CallerClass.WITHHELD, ScreeningPolicy(withheld=Policy.ALLOW), None, OpenState.OPEN, Reason.MENU, True),
+        (
+            CallerClass.WITHHELD,
+            ScreeningPolicy(withheld=Policy.ALLOW),
+            None,
+            OpenState.OPEN,
+            Reason.MENU,
+            True,
+        ),
         (CallerClass.UNAVAILABLE, ScreeningPolicy(), None, OpenState.OPEN, Reason.MENU, True),
-        (CallerClass.UNAVAILABLE, ScreeningPolicy(unavailable=Policy.REJECT), None, OpenState.OPEN, Reason.UNAVAILABLE, False),
-        (CallerClass.NUMBER, ScreeningPolicy(), _entry(5, "+81"), OpenState.OPEN, Reason.BLOCKED, False),
+        (
+            CallerClass.UNAVAILABLE,
+            ScreeningPolicy(unavailable=Policy.REJECT),
+            None,
+            OpenState.OPEN,
+            Reason.UNAVAILABLE,
+            False,
+        ),
+        (
+            CallerClass.NUMBER,
+            ScreeningPolicy(),
+            _entry(5, "+81"),
+            OpenState.OPEN,
+            Reason.BLOCKED,
+            False,
+        ),
         (CallerClass.NUMBER, ScreeningPolicy(), None, OpenState.HOLIDAY, Reason.HOLIDAY, False),
-        (CallerClass.NUMBER, ScreeningPolicy(), None, OpenState.AFTER_HOURS, Reason.AFTER_HOURS, False),
-        (CallerClass.NUMBER, ScreeningPolicy(), _entry(5, "+81"), OpenState.AFTER_HOURS, Reason.BLOCKED, False),
+        (
+            CallerClass.NUMBER,
+            ScreeningPolicy(),
+            None,
+            OpenState.AFTER_HOURS,
+            Reason.AFTER_HOURS,
+            False,
+        ),
+        (
+            CallerClass.NUMBER,
+            ScreeningPolicy(),
+            _entry(5, "+81"),
+            OpenState.AFTER_HOURS,
+            Reason.BLOCKED,
+            False,
+        ),
     ],
 )
-def test_screen(cls: CallerClass, policy: ScreeningPolicy, block: BlockEntry | None,
-                state: OpenState, reason: Reason, proceed: bool) -> None:
+def test_screen(
+    cls: CallerClass,
+    policy: ScreeningPolicy,
+    block: BlockEntry | None,
+    state: OpenState,
+    reason: Reason,
+    proceed: bool,
+) -> None:
     from ivr.core.caller import Caller
 
-    s = screen(Caller(cls, "+81312345678" if cls is CallerClass.NUMBER else None, "x"), policy, block, state, ClosedPolicy())
+    s = screen(
+        Caller(cls, "+81312345678" if cls is CallerClass.NUMBER else None, "x"),
+        policy,
+        block,
+        state,
+        ClosedPolicy(),
+    )
     assert (s.reason, s.proceed) == (reason, proceed)
 
 
 def test_blocked_entry_with_route_routes_without_refusal_prompt() -> None:
     from ivr.core.caller import Caller
 
-    s = screen(Caller(CallerClass.NUMBER, "+81312345678", "x"), ScreeningPolicy(),
-               _entry(7, "+81312345678", action="route:escalation"), OpenState.OPEN, ClosedPolicy())
+    s = screen(
+        Caller(CallerClass.NUMBER, "+81312345678", "x"),
+        ScreeningPolicy(),
+        _entry(7, "+81312345678", action="route:escalation"),
+        OpenState.OPEN,
+        ClosedPolicy(),
+    )
     assert (s.route, s.prompt, s.entry_id) == ("escalation", None, 7)

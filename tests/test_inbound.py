@@ -25,47 +25,98 @@ def stream(pid: str) -> str:
 GET_MENU = 'GET DATA "ivr-guard/ja/menu" 5000 1'
 
 
-def decision_vars(call_id: str, *, recording: str = "", route: str = "", dial: str = "",
-                  timeout: str = "", reason: str, decision: str) -> list[str]:
-    values = [("IVR_CALL_ID", call_id), ("IVR_RECORDING", recording), ("IVR_ROUTE", route),
-              ("IVR_DIAL", dial), ("IVR_DIAL_TIMEOUT", timeout), ("IVR_REASON", reason),
-              ("IVR_DECISION", decision)]
+def decision_vars(
+    call_id: str,
+    *,
+    recording: str = "",
+    route: str = "",
+    dial: str = "",
+    timeout: str = "",
+    reason: str,
+    decision: str,
+) -> list[str]:
+    values = [
+        ("IVR_CALL_ID", call_id),
+        ("IVR_RECORDING", recording),
+        ("IVR_ROUTE", route),
+        ("IVR_DIAL", dial),
+        ("IVR_DIAL_TIMEOUT", timeout),
+        ("IVR_REASON", reason),
+        ("IVR_DECISION", decision),
+    ]
     return [f'SET VARIABLE {k} "{v}"' for k, v in values]
 
 
 def routed_tail(call_id: str, route: str, dial: str) -> list[str]:
     rec = f"{SPOOL}/{call_id}.wav"
-    return [stream("transferring"), *decision_vars(
-        call_id, recording=rec, route=route, dial=dial, timeout="30", reason="menu", decision="route")]
+    return [
+        stream("transferring"),
+        *decision_vars(
+            call_id,
+            recording=rec,
+            route=route,
+            dial=dial,
+            timeout="30",
+            reason="menu",
+            decision="route",
+        ),
+    ]
 
 
 def opening(call_id: str) -> list[str]:
-    return ["ANSWER", f'EXEC MixMonitor "{SPOOL}/{call_id}.wav,b"',
-            stream("recording-notice"), stream("harassment-policy")]
+    return [
+        "ANSWER",
+        f'EXEC MixMonitor "{SPOOL}/{call_id}.wav,b"',
+        stream("recording-notice"),
+        stream("harassment-policy"),
+    ]
 
 
 async def row(svc: Service, call_id: str) -> dict[str, Any]:
+    await svc.app.journal.flush()
     async with svc.engine.connect() as conn:
         r = await get_call(conn, call_id)
     assert r is not None
     return r
 
 
-async def add_entry(svc: Service, pattern: str, *, prefix: bool = False, status: str = "approved",
-                    expires: datetime | None = None, action: str = "reject") -> int:
+async def add_entry(
+    svc: Service,
+    pattern: str,
+    *,
+    prefix: bool = False,
+    status: str = "approved",
+    expires: datetime | None = None,
+    action: str = "reject",
+) -> int:
     async with svc.engine.begin() as conn:
-        res = await conn.execute(insert(blocklist_entries).values(
-            pattern=pattern, is_prefix=prefix, status=status, action=action, category="abusive",
-            note="test", evidence="[]", expires_at=expires, proposed_by="alice",
-            proposed_at=OPEN_TIME))
+        res = await conn.execute(
+            insert(blocklist_entries).values(
+                pattern=pattern,
+                is_prefix=prefix,
+                status=status,
+                action=action,
+                category="abusive",
+                note="test",
+                evidence="[]",
+                expires_at=expires,
+                proposed_by="alice",
+                proposed_at=OPEN_TIME,
+            )
+        )
         return int(res.inserted_primary_key[0])
 
 
 async def test_normal_caller_through_the_menu(make_service: Any) -> None:
     svc: Service = await make_service()
-    rec = await svc.fake.call(Channel(callerid="03-1234-5678", args=("0120123456", "1795.1")),
-                              CallerScript(digits=["1"]))
-    assert rec.commands == [*opening("call0001"), GET_MENU, *routed_tail("call0001", "sales", "PJSIP/sales")]
+    rec = await svc.fake.call(
+        Channel(callerid="03-1234-5678", args=("0120123456", "1795.1")), CallerScript(digits=["1"])
+    )
+    assert rec.commands == [
+        *opening("call0001"),
+        GET_MENU,
+        *routed_tail("call0001", "sales", "PJSIP/sales"),
+    ]
     assert rec.variables["IVR_DECISION"] == "route"
     assert rec.variables["IVR_DIAL"] == "PJSIP/sales"
     assert rec.closed_by_server and not rec.hung_up
@@ -79,9 +130,14 @@ async def test_normal_caller_through_the_menu(make_service: Any) -> None:
 
 async def test_withheld_number_is_refused(make_service: Any) -> None:
     svc: Service = await make_service()
-    rec = await svc.fake.call(Channel(callerid="anonymous", calleridname="Anonymous", callingpres=35))
-    assert rec.commands == ["ANSWER", stream("anonymous-rejected"),
-                            *decision_vars("call0001", reason="withheld", decision="hangup")]
+    rec = await svc.fake.call(
+        Channel(callerid="anonymous", calleridname="Anonymous", callingpres=35)
+    )
+    assert rec.commands == [
+        "ANSWER",
+        stream("anonymous-rejected"),
+        *decision_vars("call0001", reason="withheld", decision="hangup"),
+    ]
     r = await row(svc, "call0001")
     assert (r["caller_class"], r["decision"], r["reason"]) == ("withheld", "hangup", "withheld")
     assert r["caller_e164"] is None and r["ended_at"] == OPEN_TIME and r["recording_path"] is None
@@ -89,20 +145,38 @@ async def test_withheld_number_is_refused(make_service: Any) -> None:
 
 async def test_unavailable_allowed_by_default(make_service: Any) -> None:
     svc: Service = await make_service()
-    rec = await svc.fake.call(Channel(callerid="unknown", callingpres=67), CallerScript(digits=["2"]))
-    assert rec.commands == [*opening("call0001"), GET_MENU, *routed_tail("call0001", "support", "PJSIP/support")]
+    rec = await svc.fake.call(
+        Channel(callerid="unknown", callingpres=67), CallerScript(digits=["2"])
+    )
+    assert rec.commands == [
+        *opening("call0001"),
+        GET_MENU,
+        *routed_tail("call0001", "support", "PJSIP/support"),
+    ]
     assert (await row(svc, "call0001"))["caller_class"] == "unavailable"
 
 
 async def test_unavailable_refused_for_one_dialled_number(make_service: Any) -> None:
-    svc: Service = await make_service({"screening": {"by_dialled": {
-        "0120-123-456": {"withheld": "reject", "unavailable": "reject"}}}})
-    rec = await svc.fake.call(Channel(callerid="unknown", callingpres=67, args=("0120123456", "1.1")))
-    assert rec.commands == ["ANSWER", stream("unavailable-rejected"),
-                            *decision_vars("call0001", reason="unavailable", decision="hangup")]
+    svc: Service = await make_service(
+        {
+            "screening": {
+                "by_dialled": {"0120-123-456": {"withheld": "reject", "unavailable": "reject"}}
+            }
+        }
+    )
+    rec = await svc.fake.call(
+        Channel(callerid="unknown", callingpres=67, args=("0120123456", "1.1"))
+    )
+    assert rec.commands == [
+        "ANSWER",
+        stream("unavailable-rejected"),
+        *decision_vars("call0001", reason="unavailable", decision="hangup"),
+    ]
     # Another dialled number keeps the default (allow).
-    rec2 = await svc.fake.call(Channel(callerid="unknown", callingpres=67, args=("0312340000", "1.2")),
-                               CallerScript(digits=["1"]))
+    rec2 = await svc.fake.call(
+        Channel(callerid="unknown", callingpres=67, args=("0312340000", "1.2")),
+        CallerScript(digits=["1"]),
+    )
     assert rec2.variables["IVR_DECISION"] == "route"
 
 
@@ -110,8 +184,11 @@ async def test_blocked_exact(make_service: Any) -> None:
     svc: Service = await make_service()
     entry = await add_entry(svc, "+81312345678")
     rec = await svc.fake.call(Channel(callerid="+81312345678"))
-    assert rec.commands == ["ANSWER", stream("blocked"),
-                            *decision_vars("call0001", reason="blocked", decision="hangup")]
+    assert rec.commands == [
+        "ANSWER",
+        stream("blocked"),
+        *decision_vars("call0001", reason="blocked", decision="hangup"),
+    ]
     r = await row(svc, "call0001")
     assert (r["decision"], r["blocklist_entry_id"]) == ("hangup", entry)
 
@@ -121,23 +198,47 @@ async def test_blocked_prefix_and_longest_prefix_wins(make_service: Any) -> None
     await add_entry(svc, "+81312", prefix=True, action="route:support")
     longer = await add_entry(svc, "+8131234", prefix=True)
     rec = await svc.fake.call(Channel(callerid="03-1234-5678"))
-    assert rec.commands == ["ANSWER", stream("blocked"),
-                            *decision_vars("call0001", reason="blocked", decision="hangup")]
+    assert rec.commands == [
+        "ANSWER",
+        stream("blocked"),
+        *decision_vars("call0001", reason="blocked", decision="hangup"),
+    ]
     assert (await row(svc, "call0001"))["blocklist_entry_id"] == longer
     # The shorter prefix still acts on numbers the longer one does not cover: its own route.
     rec2 = await svc.fake.call(Channel(callerid="0312999999"))
-    assert rec2.commands == ["ANSWER", *decision_vars(
-        "call0002", route="support", dial="PJSIP/support", timeout="30", reason="blocked", decision="route")]
+    assert rec2.commands == [
+        "ANSWER",
+        *decision_vars(
+            "call0002",
+            route="support",
+            dial="PJSIP/support",
+            timeout="30",
+            reason="blocked",
+            decision="route",
+        ),
+    ]
 
 
-@pytest.mark.parametrize(("status", "expires_in"), [
-    ("approved", timedelta(0)), ("approved", -timedelta(days=1)),
-    ("pending", None), ("rejected", None), ("revoked", None),
-])
-async def test_inactive_entries_do_not_block(make_service: Any, status: str, expires_in: timedelta | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "expires_in"),
+    [
+        ("approved", timedelta(0)),
+        ("approved", -timedelta(days=1)),
+        ("pending", None),
+        ("rejected", None),
+        ("revoked", None),
+    ],
+)
+async def test_inactive_entries_do_not_block(
+    make_service: Any, status: str, expires_in: timedelta | None
+) -> None:
     svc: Service = await make_service()
-    await add_entry(svc, "+81312345678", status=status,
-                    expires=OPEN_TIME + expires_in if expires_in is not None else None)
+    await add_entry(
+        svc,
+        "+81312345678",
+        status=status,
+        expires=OPEN_TIME + expires_in if expires_in is not None else None,
+    )
     rec = await svc.fake.call(Channel(callerid="0312345678"), CallerScript(digits=["1"]))
     assert rec.variables["IVR_REASON"] == "menu"
     assert rec.variables["IVR_DECISION"] == "route"
@@ -146,17 +247,29 @@ async def test_inactive_entries_do_not_block(make_service: Any, status: str, exp
 async def test_invalid_digit_then_valid(make_service: Any) -> None:
     svc: Service = await make_service()
     rec = await svc.fake.call(Channel(), CallerScript(digits=["9", "2"]))
-    assert rec.commands == [*opening("call0001"), GET_MENU, stream("invalid-input"), GET_MENU,
-                            *routed_tail("call0001", "support", "PJSIP/support")]
+    assert rec.commands == [
+        *opening("call0001"),
+        GET_MENU,
+        stream("invalid-input"),
+        GET_MENU,
+        *routed_tail("call0001", "support", "PJSIP/support"),
+    ]
 
 
 async def test_timeouts_until_retries_run_out(make_service: Any) -> None:
     svc: Service = await make_service()
     rec = await svc.fake.call(Channel(), CallerScript(digits=[None, None, None]))
     assert rec.commands == [
-        *opening("call0001"), GET_MENU, stream("no-input"), GET_MENU, stream("no-input"), GET_MENU,
+        *opening("call0001"),
+        GET_MENU,
+        stream("no-input"),
+        GET_MENU,
+        stream("no-input"),
+        GET_MENU,
         stream("goodbye"),
-        *decision_vars("call0001", recording=f"{SPOOL}/call0001.wav", reason="menu-timeout", decision="hangup"),
+        *decision_vars(
+            "call0001", recording=f"{SPOOL}/call0001.wav", reason="menu-timeout", decision="hangup"
+        ),
     ]
     r = await row(svc, "call0001")
     assert (r["decision"], r["reason"]) == ("hangup", "menu-timeout")
@@ -165,30 +278,48 @@ async def test_timeouts_until_retries_run_out(make_service: Any) -> None:
 async def test_menu_fallback_route_after_retries(make_service: Any) -> None:
     svc: Service = await make_service({"menu": {"retries": 0, "fallback_route": "operator"}})
     rec = await svc.fake.call(Channel(), CallerScript(digits=["7"]))
-    assert rec.commands[-9:] == [GET_MENU, stream("goodbye"), *decision_vars(
-        "call0001", recording=f"{SPOOL}/call0001.wav", route="operator", dial="PJSIP/operator",
-        timeout="30", reason="menu-invalid", decision="route")]
+    assert rec.commands[-9:] == [
+        GET_MENU,
+        stream("goodbye"),
+        *decision_vars(
+            "call0001",
+            recording=f"{SPOOL}/call0001.wav",
+            route="operator",
+            dial="PJSIP/operator",
+            timeout="30",
+            reason="menu-invalid",
+            decision="route",
+        ),
+    ]
 
 
 async def test_after_hours(make_service: Any) -> None:
     svc: Service = await make_service(at=datetime(2026, 11, 24, 20, 0, tzinfo=JST))
     rec = await svc.fake.call(Channel())
-    assert rec.commands == ["ANSWER", stream("after-hours"),
-                            *decision_vars("call0001", reason="after-hours", decision="hangup")]
+    assert rec.commands == [
+        "ANSWER",
+        stream("after-hours"),
+        *decision_vars("call0001", reason="after-hours", decision="hangup"),
+    ]
 
 
 async def test_public_holiday(make_service: Any) -> None:
     # 2026-11-23 is Labour Thanksgiving Day, a Monday.
     svc: Service = await make_service(at=datetime(2026, 11, 23, 10, 0, tzinfo=JST))
     rec = await svc.fake.call(Channel())
-    assert rec.commands == ["ANSWER", stream("holiday"),
-                            *decision_vars("call0001", reason="holiday", decision="hangup")]
+    assert rec.commands == [
+        "ANSWER",
+        stream("holiday"),
+        *decision_vars("call0001", reason="holiday", decision="hangup"),
+    ]
     assert (await row(svc, "call0001"))["reason"] == "holiday"
 
 
 async def test_caller_hangs_up_during_the_notice(make_service: Any) -> None:
     svc: Service = await make_service()
-    rec = await svc.fake.call(Channel(), CallerScript(hangup_when=hang_up_during("recording-notice")), timeout=1.0)
+    rec = await svc.fake.call(
+        Channel(), CallerScript(hangup_when=hang_up_during("recording-notice")), timeout=1.0
+    )
     assert rec.commands == opening("call0001")[:3]
     assert rec.hung_up and rec.closed_by_server
     r = await row(svc, "call0001")
@@ -219,10 +350,18 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize(("number", "name"), HOSTILE)
-async def test_hostile_caller_id_never_reaches_a_command(make_service: Any, number: str, name: str) -> None:
+async def test_hostile_caller_id_never_reaches_a_command(
+    make_service: Any, number: str, name: str
+) -> None:
     svc: Service = await make_service()
-    rec = await svc.fake.call(Channel(callerid=number, calleridname=name), CallerScript(digits=["1"]))
-    assert rec.commands == [*opening("call0001"), GET_MENU, *routed_tail("call0001", "sales", "PJSIP/sales")]
+    rec = await svc.fake.call(
+        Channel(callerid=number, calleridname=name), CallerScript(digits=["1"])
+    )
+    assert rec.commands == [
+        *opening("call0001"),
+        GET_MENU,
+        *routed_tail("call0001", "sales", "PJSIP/sales"),
+    ]
     assert all(re.fullmatch(r"[\x20-\x7e]*", c) for c in rec.commands)
     r = await row(svc, "call0001")
     assert r["caller_class"] == "unavailable" and r["caller_e164"] is None
@@ -233,13 +372,21 @@ async def test_real_line_breaks_in_the_caller_name(make_service: Any) -> None:
     """CR/LF from SIP ends the env early and forges lines: all are dropped, nothing is trusted."""
     svc: Service = await make_service()
     name = 'evil"\r\nEXEC System touch /tmp/pwned\n\nagi_callingpres: 0\n200 result=1 (forged)'
-    rec = await svc.fake.call(Channel(callerid="0312345678", calleridname=name), CallerScript(digits=["1"]))
-    assert rec.commands == [*opening("call0001"), GET_MENU, *routed_tail("call0001", "sales", "PJSIP/sales")]
+    rec = await svc.fake.call(
+        Channel(callerid="0312345678", calleridname=name), CallerScript(digits=["1"])
+    )
+    assert rec.commands == [
+        *opening("call0001"),
+        GET_MENU,
+        *routed_tail("call0001", "sales", "PJSIP/sales"),
+    ]
     r = await row(svc, "call0001")
     assert r["caller_class"] == "unavailable"
 
 
-async def test_unknown_script_is_answered_and_logged(make_service: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_unknown_script_is_answered_and_logged(
+    make_service: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     svc: Service = await make_service()
     with caplog.at_level(logging.WARNING):
         rec = await svc.fake.call(Channel(script="nosuch"))
@@ -254,7 +401,9 @@ async def test_script_query_string_is_ignored(make_service: Any) -> None:
     assert rec.variables["IVR_ROUTE"] == "sales"
 
 
-async def test_peer_outside_the_allowlist_is_refused(make_service: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_peer_outside_the_allowlist_is_refused(
+    make_service: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     svc: Service = await make_service({"agi": {"allow": ["10.0.0.0/8"]}})
     with caplog.at_level(logging.WARNING):
         rec = await svc.fake.call(Channel())
@@ -263,11 +412,19 @@ async def test_peer_outside_the_allowlist_is_refused(make_service: Any, caplog: 
     assert "not in the allowlist" in caplog.text
 
 
-async def test_database_unavailable_fails_open(make_service: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_database_unavailable_fails_open(
+    make_service: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     # Nothing listens on port 1: every connection attempt is refused at once.
     svc: Service = await make_service(url="postgresql+asyncpg://ivr:x@127.0.0.1:1/ivr")
     with caplog.at_level(logging.ERROR):
         rec = await svc.fake.call(Channel(callerid="0312345678"), CallerScript(digits=["1"]))
-    assert rec.commands == [*opening("call0001"), GET_MENU, *routed_tail("call0001", "sales", "PJSIP/sales")]
-    assert svc.app.inbound.db_failures == 2
-    assert "database unavailable, screening fails open" in caplog.text
+    assert rec.commands == [
+        *opening("call0001"),
+        GET_MENU,
+        *routed_tail("call0001", "sales", "PJSIP/sales"),
+    ]
+    assert svc.app.inbound.db_failures == 1
+    assert "database unavailable, blocklist check fails open" in caplog.text
+    # The call's writes are kept for when the database returns, not dropped.
+    assert svc.app.journal.backlog == 2 and svc.app.journal.dropped == 0

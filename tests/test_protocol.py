@@ -18,7 +18,10 @@ from ivr.agi.protocol import (
     quote,
 )
 
-ENV = b"agi_network: yes\nagi_network_script: inbound?x=1\nagi_callerid: 0312345678\nagi_callingpres: 0\nagi_arg_1: 0120\nagi_arg_2: 17.1\n\n"
+ENV = (
+    b"agi_network: yes\nagi_network_script: inbound?x=1\nagi_callerid: 0312345678\n"
+    b"agi_callingpres: 0\nagi_arg_1: 0120\nagi_arg_2: 17.1\n\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -26,17 +29,31 @@ ENV = b"agi_network: yes\nagi_network_script: inbound?x=1\nagi_callerid: 0312345
     [
         ("200 result=0", 200, "0", None, None),
         ("200 result=1 (0312345678)", 200, "1", "0312345678", None),
-        ("200 result=1 (evil\"\\nEXEC System touch /tmp/pwned)", 200, "1", "evil\"\\nEXEC System touch /tmp/pwned", None),
+        (
+            '200 result=1 (evil"\\nEXEC System touch /tmp/pwned)',
+            200,
+            "1",
+            'evil"\\nEXEC System touch /tmp/pwned',
+            None,
+        ),
         ("200 result=1 (a (b) c)", 200, "1", "a (b) c", None),
         ("200 result= (timeout)", 200, "", "timeout", None),
         ("200 result=12 (timeout)", 200, "12", "timeout", None),
         ("200 result=0 endpos=83203", 200, "0", None, 83203),
         ("200 result=-1 endpos=0", 200, "-1", None, 0),
         ("510 Invalid or unknown command", 510, "", "Invalid or unknown command", None),
-        ("511 Command Not Permitted on a dead channel or intercept routine", 511, "", "Command Not Permitted on a dead channel or intercept routine", None),
+        (
+            "511 Command Not Permitted on a dead channel or intercept routine",
+            511,
+            "",
+            "Command Not Permitted on a dead channel or intercept routine",
+            None,
+        ),
     ],
 )
-def test_reply_lines(line: str, code: int, result: str, data: str | None, endpos: int | None) -> None:
+def test_reply_lines(
+    line: str, code: int, result: str, data: str | None, endpos: int | None
+) -> None:
     r = parse_reply_line(line)
     assert (r.code, r.result, r.data, r.endpos) == (code, result, data, endpos)
 
@@ -68,7 +85,8 @@ def test_environment_with_injected_lines_is_tainted_and_keeps_first_value() -> N
     p = AgiParser()
     [ev] = p.feed(
         b"agi_network_script: inbound\nagi_callerid: 0312345678\n"
-        b"agi_calleridname: x\nEXEC System touch /tmp/pwned\nagi_callerid: 0399999999\nagi_callingpres: 0\n\n"
+        b"agi_calleridname: x\nEXEC System touch /tmp/pwned\n"
+        b"agi_callerid: 0399999999\nagi_callingpres: 0\n\n"
     )
     assert isinstance(ev, EnvironmentReceived)
     assert ev.env.tainted
@@ -132,6 +150,9 @@ def test_raw_tokens_are_checked() -> None:
 def test_parse_args_matches_captured_commands() -> None:
     assert parse_args('STREAM FILE custom/notice ""') == ["STREAM", "FILE", "custom/notice", ""]
     assert parse_args("GET FULL VARIABLE ${CALLERID(num-pres)}") == [
-        "GET", "FULL", "VARIABLE", "${CALLERID(num-pres)}"
+        "GET",
+        "FULL",
+        "VARIABLE",
+        "${CALLERID(num-pres)}",
     ]
     assert parse_args('VERBOSE "done" 1') == ["VERBOSE", "done", "1"]

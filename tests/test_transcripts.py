@@ -20,8 +20,11 @@ def _load() -> list[dict[str, Any]]:
 
 
 def _env_values(env_raw: str) -> dict[str, str]:
-    return dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
-                for line in env_raw.splitlines() if line)
+    return dict(
+        line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
+        for line in env_raw.splitlines()
+        if line
+    )
 
 
 def _channel(env: dict[str, str]) -> Channel:
@@ -49,7 +52,11 @@ def _caller(t: dict[str, Any]) -> CallerScript:
         if ex["sent"].startswith(("GET DATA", "WAIT FOR DIGIT")):
             pressed = reply.removeprefix("200 result=")
             digits.append(None if pressed in (" (timeout)", "0") else pressed)
-        if ex["sent"].startswith("STREAM FILE") and reply.startswith("200 result=-1") and not reply.endswith("endpos=0"):
+        if (
+            ex["sent"].startswith("STREAM FILE")
+            and reply.startswith("200 result=-1")
+            and not reply.endswith("endpos=0")
+        ):
             hangup = hang_up_during(ex["sent"].split()[2])
     return CallerScript(digits=digits, hangup_when=hangup)
 

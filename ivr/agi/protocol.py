@@ -8,7 +8,7 @@ the answer to the next command.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_ENV_BYTES = 32 * 1024
@@ -16,7 +16,9 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024
 MAX_COMMAND_BYTES = 2000  # Asterisk reads commands into a 2 KiB buffer (AGI_BUF_LEN)
 
 _ENV_LINE = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$")
-_REPLY_200 = re.compile(r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$")
+_REPLY_200 = re.compile(
+    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$"
+)
 _CODE = re.compile(r"^(\d{3})([ -])(.*)$")
 
 

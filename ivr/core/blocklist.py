@@ -1,4 +1,4 @@
-"""Blocklist matching: only approved, unexpired entries act; exact beats prefix; longest prefix wins."""
+"""Blocklist matching: approved, unexpired entries act; exact beats prefix; longest prefix wins."""
 
 from __future__ import annotations
 

@@ -75,5 +75,7 @@ def screen(
     if state is OpenState.HOLIDAY:
         return Screen(False, Reason.HOLIDAY, prompt=closed.holiday_prompt, route=closed.route)
     if state is OpenState.AFTER_HOURS:
-        return Screen(False, Reason.AFTER_HOURS, prompt=closed.after_hours_prompt, route=closed.route)
+        return Screen(
+            False, Reason.AFTER_HOURS, prompt=closed.after_hours_prompt, route=closed.route
+        )
     return Screen(True, Reason.MENU)

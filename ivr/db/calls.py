@@ -50,9 +50,7 @@ async def update_call(conn: AsyncConnection, call_id: str, outcome: CallOutcome)
     return int(res.rowcount or 0)
 
 
-async def blocklist_candidates(
-    conn: AsyncConnection, patterns: Sequence[str]
-) -> list[BlockEntry]:
+async def blocklist_candidates(conn: AsyncConnection, patterns: Sequence[str]) -> list[BlockEntry]:
     """Approved entries whose pattern is one of `patterns` (expiry is judged by the core)."""
     if not patterns:
         return []

@@ -22,9 +22,9 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection: SQLite has a single writer anyway, and one in-process writer never
-        # waits on SQLite's busy handler (which sleeps); other processes still get the timeout.
-        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=30)
+        # Two connections: the call journal is the only in-process writer (so it never waits on
+        # SQLite's sleeping busy handler) and WAL lets the blocklist reads run beside it.
+        kwargs.update(pool_size=2, max_overflow=0, pool_timeout=timeout_s)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_timeout=timeout_s, pool_pre_ping=True)
         kwargs["connect_args"] = {"timeout": timeout_s}

@@ -22,6 +22,7 @@ from ivr.core.caller import Caller, CallerClass, classify, normalise
 from ivr.core.hours import open_state
 from ivr.core.screening import Reason, Screen, policy_for, screen
 from ivr.db import calls as calls_repo
+from ivr.db.journal import CallJournal
 from ivr.prompts import sound_path
 
 log = logging.getLogger("ivr.inbound")
@@ -56,11 +57,13 @@ class InboundHandler:
         self,
         cfg: Config,
         engine: AsyncEngine | None,
+        journal: CallJournal | None,
         clock: Clock,
         new_id: Callable[[], str] = new_call_id,
     ) -> None:
         self._cfg = cfg
         self._engine = engine
+        self._journal = journal
         self._clock = clock
         self._new_id = new_id
         self._menu = cfg.menu_spec()
@@ -72,42 +75,22 @@ class InboundHandler:
         self.db_failures = 0
 
     # facts --------------------------------------------------------------------------------
-    async def _open(self, start: calls_repo.CallStart, patterns: list[str]) -> list[BlockEntry] | None:
-        """Insert the call row and read the blocklist in one transaction; None if the DB failed."""
-        if self._engine is None:
-            return None
+    async def _lookup(self, call_id: str, patterns: list[str]) -> list[BlockEntry]:
+        """Blocklist candidates for the caller; fails open (empty) when the DB does not answer."""
+        if self._engine is None or not patterns:
+            return []
         engine = self._engine
 
         async def work() -> list[BlockEntry]:
-            async with engine.begin() as conn:
-                await calls_repo.insert_call(conn, start)  # write first: no lock upgrade later
+            async with engine.connect() as conn:
                 return await calls_repo.blocklist_candidates(conn, patterns)
 
         try:
             return await asyncio.wait_for(work(), self._cfg.database.timeout_s)
         except DB_ERRORS as exc:
             self.db_failures += 1
-            log.error("call %s: database unavailable, screening fails open: %r", start.call_id, exc)
-            return None
-
-    async def _close(
-        self, start: calls_repo.CallStart, outcome: calls_repo.CallOutcome, inserted: bool
-    ) -> None:
-        if self._engine is None:
-            return
-        engine = self._engine
-
-        async def work() -> None:
-            async with engine.begin() as conn:
-                if not inserted:
-                    await calls_repo.insert_call(conn, start)
-                await calls_repo.update_call(conn, start.call_id, outcome)
-
-        try:
-            await asyncio.wait_for(work(), self._cfg.database.timeout_s)
-        except DB_ERRORS as exc:
-            self.db_failures += 1
-            log.error("call %s: could not record the outcome: %r", start.call_id, exc)
+            log.error("call %s: database unavailable, blocklist check fails open: %r", call_id, exc)
+            return []
 
     # call flow ----------------------------------------------------------------------------
     def _caller(self, session: AgiSession) -> Caller:
@@ -115,7 +98,9 @@ class InboundHandler:
         raw = env.get("callerid")
         if session.tainted:
             # Caller data carried line breaks into the environment: nothing after it is trusted.
-            log.warning("tainted AGI environment from %s: caller treated as unavailable", session.peer)
+            log.warning(
+                "tainted AGI environment from %s: caller treated as unavailable", session.peer
+            )
             return Caller(CallerClass.UNAVAILABLE, None, raw[:64])
         return classify(raw, env.get("callingpres"), self._cfg.screening.region)
 
@@ -133,7 +118,9 @@ class InboundHandler:
         result = await session.stream_file(sound_path(p.sound_prefix, p.language, prompt_id))
         if result.missing:
             self.missing_prompts += 1
-            log.warning("prompt file missing in Asterisk: %s/%s/%s", p.sound_prefix, p.language, prompt_id)
+            log.warning(
+                "prompt file missing in Asterisk: %s/%s/%s", p.sound_prefix, p.language, prompt_id
+            )
 
     async def _run_menu(self, session: AgiSession) -> menu.Routed | menu.GaveUp:
         p = self._cfg.prompts
@@ -215,13 +202,19 @@ class InboundHandler:
             if caller.e164
             else []
         )
-        entries = await self._open(start, patterns)
-        block = match(caller.e164, entries or [], now) if caller.e164 else None
+        if self._journal is not None:
+            self._journal.record_start(start)
+        entries = await self._lookup(call_id, patterns)
+        block = match(caller.e164, entries, now) if caller.e164 else None
         policy = policy_for(start.dialled, self._policy, self._by_dialled)
         scr = screen(caller, policy, block, open_state(now, self._schedule), self._closed)
         res = _Result(reason=scr.reason.value, entry_id=scr.entry_id)
         log.info(
-            "call %s uniqueid=%s class=%s screen=%s", call_id, uniqueid, caller.cls.value, scr.reason.value
+            "call %s uniqueid=%s class=%s screen=%s",
+            call_id,
+            uniqueid,
+            caller.cls.value,
+            scr.reason.value,
         )
         try:
             if scr.proceed:
@@ -233,7 +226,11 @@ class InboundHandler:
             res.hung_up = True
             raise
         finally:
-            ended = None if res.decision == names.DECISION_ROUTE and not res.hung_up else self._clock.now()
+            ended = (
+                None
+                if res.decision == names.DECISION_ROUTE and not res.hung_up
+                else self._clock.now()
+            )
             outcome = calls_repo.CallOutcome(
                 decision="abandoned" if res.hung_up else res.decision,
                 reason=res.reason,
@@ -241,7 +238,10 @@ class InboundHandler:
                 blocklist_entry_id=res.entry_id,
                 recording_path=res.recording,
                 ended_at=ended,
-                end_reason="caller-hangup" if res.hung_up else (None if ended is None else "ivr-ended"),
+                end_reason="caller-hangup"
+                if res.hung_up
+                else (None if ended is None else "ivr-ended"),
                 duration_s=(ended - now).total_seconds() if ended else None,
             )
-            await self._close(start, outcome, inserted=entries is not None)
+            if self._journal is not None:
+                self._journal.record_outcome(call_id, outcome)

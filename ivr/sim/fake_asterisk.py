@@ -15,15 +15,48 @@ from dataclasses import dataclass, field
 from ivr.agi.protocol import parse_args
 
 DEAD_ALLOWED = frozenset(
-    {"SET VARIABLE", "GET VARIABLE", "GET FULL VARIABLE", "VERBOSE", "EXEC", "HANGUP", "NOOP",
-     "DATABASE GET", "DATABASE PUT", "DATABASE DEL", "DATABASE DELTREE", "ASYNCAGI BREAK"}
+    {
+        "SET VARIABLE",
+        "GET VARIABLE",
+        "GET FULL VARIABLE",
+        "VERBOSE",
+        "EXEC",
+        "HANGUP",
+        "NOOP",
+        "DATABASE GET",
+        "DATABASE PUT",
+        "DATABASE DEL",
+        "DATABASE DELTREE",
+        "ASYNCAGI BREAK",
+    }
 )
 KNOWN_VERBS = (
-    "GET FULL VARIABLE", "GET VARIABLE", "SET VARIABLE", "STREAM FILE", "CONTROL STREAM FILE",
-    "GET DATA", "WAIT FOR DIGIT", "ANSWER", "HANGUP", "EXEC", "VERBOSE", "NOOP", "CHANNEL STATUS",
-    "DATABASE GET", "DATABASE PUT", "DATABASE DEL", "DATABASE DELTREE", "SET CONTEXT",
-    "SET EXTENSION", "SET PRIORITY", "SET AUTOHANGUP", "SET MUSIC", "SAY DIGITS", "SAY NUMBER",
-    "RECORD FILE", "ASYNCAGI BREAK",
+    "GET FULL VARIABLE",
+    "GET VARIABLE",
+    "SET VARIABLE",
+    "STREAM FILE",
+    "CONTROL STREAM FILE",
+    "GET DATA",
+    "WAIT FOR DIGIT",
+    "ANSWER",
+    "HANGUP",
+    "EXEC",
+    "VERBOSE",
+    "NOOP",
+    "CHANNEL STATUS",
+    "DATABASE GET",
+    "DATABASE PUT",
+    "DATABASE DEL",
+    "DATABASE DELTREE",
+    "SET CONTEXT",
+    "SET EXTENSION",
+    "SET PRIORITY",
+    "SET AUTOHANGUP",
+    "SET MUSIC",
+    "SAY DIGITS",
+    "SAY NUMBER",
+    "RECORD FILE",
+    "ASYNCAGI BREAK",
 )
 KNOWN_APPS = frozenset({"MixMonitor", "StopMixMonitor", "Playback", "Wait", "Set", "NoOp", "Dial"})
 HANGUP_511 = "511 Command Not Permitted on a dead channel or intercept routine"
@@ -95,7 +128,9 @@ HangupRule = Callable[[str, list[str]], bool]
 
 def hang_up_during(fragment: str) -> HangupRule:
     """Hang up while a prompt whose file name contains `fragment` plays."""
-    return lambda verb, args: verb in ("STREAM FILE", "GET DATA") and bool(args) and fragment in args[0]
+    return lambda verb, args: (
+        verb in ("STREAM FILE", "GET DATA") and bool(args) and fragment in args[0]
+    )
 
 
 @dataclass
@@ -158,14 +193,20 @@ class FakeAsterisk:
         raw_env: bytes | None = None,
     ) -> CallRecord:
         """Place one call and return what happened once the server closes the session."""
-        return await asyncio.wait_for(self._call(channel, script or CallerScript(), raw_env), timeout)
+        return await asyncio.wait_for(
+            self._call(channel, script or CallerScript(), raw_env), timeout
+        )
 
-    async def _call(self, channel: Channel, script: CallerScript, raw_env: bytes | None) -> CallRecord:
+    async def _call(
+        self, channel: Channel, script: CallerScript, raw_env: bytes | None
+    ) -> CallRecord:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         rec = CallRecord()
         state = _ChannelState(channel.variables(), list(script.digits))
         try:
-            writer.write(raw_env if raw_env is not None else channel.env_block(self.host, self.port))
+            writer.write(
+                raw_env if raw_env is not None else channel.env_block(self.host, self.port)
+            )
             await writer.drain()
             if script.stall_after_env:
                 await asyncio.sleep(script.stall_after_env)
@@ -182,7 +223,10 @@ class FakeAsterisk:
                     rec.hung_up = True
                     break
                 rec.commands.append(text)
-                if script.hangup_after_commands is not None and len(rec.commands) > script.hangup_after_commands:
+                if (
+                    script.hangup_after_commands is not None
+                    and len(rec.commands) > script.hangup_after_commands
+                ):
                     state.dead = True
                     rec.hung_up = True
                 replies = await self._answer(text, state, script, rec)

@@ -52,7 +52,7 @@ async def run_simulation(
         app = build_app(cfg, clock=clock, engine=engine)
         try:
             await check_schema(engine, url)
-            await app.agi.start("127.0.0.1", 0)
+            await app.start("127.0.0.1", 0)
             fake = FakeAsterisk("127.0.0.1", app.agi.port)
             channel = Channel(
                 callerid=call.number,
@@ -65,9 +65,8 @@ async def run_simulation(
                 hangup_when=hang_up_during(call.hangup_during) if call.hangup_during else None,
             )
             record = await fake.call(channel, script)
-            await app.agi.close(grace=5.0)
         finally:
-            await engine.dispose()
+            await app.close(grace=5.0)
     return record, app.inbound
 
 
@@ -109,7 +108,8 @@ def describe(
             f"(reason {v.get(names.VAR_REASON)}, call id {v.get(names.VAR_CALL_ID)})"
         )
     elif decision == names.DECISION_HANGUP:
-        emit(f"result: hang up (reason {v.get(names.VAR_REASON)}, call id {v.get(names.VAR_CALL_ID)})")
+        reason, call_id = v.get(names.VAR_REASON), v.get(names.VAR_CALL_ID)
+        emit(f"result: hang up (reason {reason}, call id {call_id})")
     else:
         emit("result: no decision set: the dialplan takes its fail-open path")
 

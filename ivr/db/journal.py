@@ -1,0 +1,149 @@
+"""The call journal: every `calls` write goes through one writer task, in batches.
+
+Calls never wait for a write, SQLite sees a single in-process writer (no busy waits), and while
+the database is away the writes are kept and retried with backoff instead of being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ivr.db.calls import CallOutcome, CallStart, insert_call, update_call
+
+log = logging.getLogger("ivr.journal")
+
+TRANSIENT = (OperationalError, OSError, TimeoutError, ConnectionError)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    call_id: str
+    outcome: CallOutcome
+
+
+_Op = CallStart | _Outcome
+
+
+class CallJournal:
+    """Queue of call writes applied in order by `run()`; bounded, with a drop counter."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_pending: int = 200_000,
+        batch_size: int = 500,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 10.0,
+    ) -> None:
+        self._engine = engine
+        self._pending: deque[_Op] = deque()
+        self._max_pending = max_pending
+        self._batch_size = batch_size
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    def record_start(self, start: CallStart) -> None:
+        self._put(start)
+
+    def record_outcome(self, call_id: str, outcome: CallOutcome) -> None:
+        self._put(_Outcome(call_id, outcome))
+
+    def _put(self, op: _Op) -> None:
+        if len(self._pending) >= self._max_pending:
+            self.dropped += 1
+            log.error(
+                "call journal full (%d writes pending): a call write was dropped",
+                len(self._pending),
+            )
+            return
+        self._pending.append(op)
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every queued write is in the database."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop after writing what is queued (or after `timeout`, saying how much was left)."""
+        self._closing = True
+        self._wake.set()
+        try:
+            await self.flush(timeout)
+        except TimeoutError:
+            log.error("call journal closed with %d writes not stored", len(self._pending))
+
+    async def run(self) -> None:
+        """The writer loop; run it as a task for the life of the service."""
+        delay = self._retry_initial
+        while True:
+            if not self._pending:
+                self._idle.set()
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch = [self._pending[i] for i in range(min(self._batch_size, len(self._pending)))]
+            try:
+                await self._store(batch)
+            except TRANSIENT as exc:
+                self.failures += 1
+                log.warning(
+                    "call journal: database unavailable (%r); retrying in %.1fs", exc, delay
+                )
+                if self._closing:
+                    self._idle.set()  # nothing more can be done before the deadline
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            for _ in batch:
+                self._pending.popleft()
+            self.written += len(batch)
+            delay = self._retry_initial
+
+    async def _store(self, batch: list[_Op]) -> None:
+        try:
+            await self._apply(batch)
+        except TRANSIENT:
+            raise
+        except SQLAlchemyError:
+            await self._apply_one_by_one(batch)
+
+    async def _apply(self, batch: list[_Op]) -> None:
+        async with self._engine.begin() as conn:
+            for op in batch:
+                if isinstance(op, CallStart):
+                    await insert_call(conn, op)
+                else:
+                    await update_call(conn, op.call_id, op.outcome)
+
+    async def _apply_one_by_one(self, batch: list[_Op]) -> None:
+        """A batch with a bad write: store the good ones, log and skip the bad one."""
+        for op in batch:
+            try:
+                await self._apply([op])
+            except TRANSIENT:
+                raise
+            except SQLAlchemyError as exc:
+                self.dropped += 1
+                log.error("call journal: write refused by the database, skipped: %r", exc)
