@@ -321,9 +321,10 @@ def default_data_dir() -> Path:
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{key}: {msg}")
+        # Whole-model checks name their key in the message already.
+        lines.append(f"{key}: {msg}" if key else msg)
     return "\n".join(lines)
 
 

@@ -1,0 +1,75 @@
+"""Configuration: defaults, validation errors that name the key, prompt references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.config import FIXED_PROMPTS, ConfigError, build_config, load_config
+from ivr.prompts import PromptCatalog
+
+
+def test_defaults_need_no_file(catalog: PromptCatalog, tmp_path: Path) -> None:
+    cfg = load_config(None, {"IVR_DATA_DIR": str(tmp_path)}, catalog)
+    assert cfg.agi.listen == "127.0.0.1:4573"
+    assert cfg.hours.timezone == "Asia/Tokyo"
+    assert cfg.prompts.language == "ja"
+    assert cfg.database_url() == f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"agi": {"listen": "nohost"}}, "agi.listen"),
+        ({"agi": {"allow": ["300.1.1.1"]}}, "agi.allow"),
+        ({"menu": {"options": {"1": "nowhere"}}}, "menu.options.1"),
+        ({"menu": {"options": {"x": "sales"}}}, "menu.options"),
+        ({"menu": {"options": {"12": "sales"}}}, "menu"),
+        ({"menu": {"timeout_s": 0}}, "menu.timeout_s"),
+        ({"hours": {"mon": ["18:00-09:00"]}}, "hours.mon"),
+        ({"hours": {"timezone": "Mars/Olympus"}}, "hours.timezone"),
+        ({"hours": {"closed_dates": ["2026-13-01"]}}, "hours.closed_dates"),
+        ({"routes": {"sales": {"dial": "PJSIP/a,b"}}}, "routes.sales.dial"),
+        ({"screening": {"withheld": "maybe"}}, "screening.withheld"),
+        ({"prompts": {"language": "fr"}}, "prompts.language"),
+        ({"menu": {"prompt": "no-such-prompt"}}, "menu.prompt"),
+        ({"unknown_key": 1}, "unknown_key"),
+    ],
+)
+def test_errors_name_the_key(catalog: PromptCatalog, data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        build_config(data, {}, catalog)
+    assert str(exc.value).startswith(key), str(exc.value)
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "c.toml"
+    bad.write_text("[agi\nlisten=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, {})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", {})
+
+
+def test_ivr_config_env_is_read(tmp_path: Path, catalog: PromptCatalog) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('[agi]\nlisten = "0.0.0.0:14573"\n[prompts]\nlanguage = "en"\n')
+    cfg = load_config(None, {"IVR_CONFIG": str(f)}, catalog)
+    assert (cfg.agi.listen, cfg.prompts.language) == ("0.0.0.0:14573", "en")
+
+
+def test_every_prompt_the_code_or_config_plays_is_in_the_catalog(catalog: PromptCatalog) -> None:
+    cfg = build_config({}, {}, catalog)
+    used = set(cfg.prompt_ids().values()) | set(FIXED_PROMPTS) | {"transferring"}
+    assert used <= set(catalog.texts)
+    for pid in catalog.texts:
+        assert catalog.text(pid, "ja") and catalog.text(pid, "en")
+
+
+def test_catalog_requires_both_languages(tmp_path: Path) -> None:
+    f = tmp_path / "catalog.toml"
+    f.write_text('[menu]\nja = "x"\n')
+    with pytest.raises(ValueError, match="no en text"):
+        PromptCatalog.load(f)
