@@ -11,8 +11,7 @@ import pytest
 
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk, hang_up_during
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "asterisk22"
-TRANSCRIPTS = SHARED / "agi-transcripts.jsonl"
+TRANSCRIPTS = Path(__file__).resolve().parent / "fixtures" / "asterisk22" / "agi-transcripts.jsonl"
 
 
 def _load() -> list[dict[str, Any]]:
