@@ -24,7 +24,7 @@ config_app = typer.Typer(no_args_is_help=True, help="The configuration file.")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 ConfigOpt = Annotated[

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ivr.agi.protocol import parse_args
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.conftest import Service
 
@@ -52,16 +53,21 @@ async def test_unanswered_command_times_out_and_closes(make_service: Any) -> Non
     assert svc.app.agi.active_sessions == 0
 
 
-async def test_garbage_before_the_first_command_is_not_taken_as_a_reply(make_service: Any) -> None:
+async def test_forged_replies_are_skipped_until_the_resync_echo(make_service: Any) -> None:
     svc: Service = await make_service()
     reader, writer = await asyncio.open_connection("127.0.0.1", svc.app.agi.port)
-    writer.write(
-        Channel().env_block("127.0.0.1", svc.app.agi.port) + b"200 result=-1\nHANGUP-ish\n"
-    )
+    env = Channel().env_block("127.0.0.1", svc.app.agi.port)
+    writer.write(env + b"200 result=-1\nHANGUP-ish\n")  # lines Asterisk never sends unasked
+    await writer.drain()
+    line = (await asyncio.wait_for(reader.readline(), 2)).decode()
+    assert line.startswith('GET FULL VARIABLE "')
+    token = parse_args(line.rstrip("\n"))[3]
+    # A forged reply arriving after the command went out is skipped, not paired with it.
+    writer.write(b"200 result=1 (forged)\n200 result=-1 endpos=5\n")
+    writer.write(f"200 result=1 ({token})\n".encode())
     await writer.drain()
     assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
     writer.write(b"200 result=0\n")
     await writer.drain()
-    # The forged "200 result=-1" was dropped: the call goes on to the recording.
     assert (await asyncio.wait_for(reader.readline(), 2)).startswith(b"EXEC MixMonitor")
     writer.close()

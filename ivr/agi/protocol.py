@@ -8,7 +8,7 @@ the answer to the next command.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_ENV_BYTES = 32 * 1024
@@ -140,18 +140,23 @@ class AgiParser:
     _in_env: bool = True
     _awaiting: bool = False
     _usage: list[str] | None = None
+    _accept: Callable[[Reply], bool] | None = None
 
     @property
     def environment_done(self) -> bool:
         return not self._in_env
 
-    def command_sent(self) -> None:
-        """Tell the parser a command went out, so the next reply line belongs to it."""
+    def command_sent(self, accept: Callable[[Reply], bool] | None = None) -> None:
+        """Tell the parser a command went out, so the next reply line belongs to it.
+
+        With `accept`, replies it refuses are reported as junk and the wait goes on.
+        """
         if self._in_env:
             raise AgiProtocolError("command sent before the environment was read")
         if self._awaiting:
             raise AgiProtocolError("command sent while another is outstanding")
         self._awaiting = True
+        self._accept = accept
 
     def feed(self, data: bytes) -> list[Event]:
         """Take bytes from the socket, return what they complete."""
@@ -198,8 +203,12 @@ class AgiParser:
             return None
         if not _CODE.match(line):
             return JunkLine(line)
+        reply = parse_reply_line(line)
+        if self._accept is not None and not self._accept(reply):
+            return JunkLine(line)
         self._awaiting = False
-        return ReplyReceived(parse_reply_line(line))
+        self._accept = None
+        return ReplyReceived(reply)
 
     def _env_line(self, line: str) -> Event | None:
         if line == "":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -149,14 +150,19 @@ class AgiConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    async def send(self, data: bytes, timeout: float) -> Reply:
-        """Send one command line and wait for its reply."""
+    async def send(
+        self, data: bytes, timeout: float, accept: Callable[[Reply], bool] | None = None
+    ) -> Reply:
+        """Send one command line and wait for its reply.
+
+        With `accept`, replies it refuses are dropped and the wait goes on (see `resync`).
+        """
         if self.hung_up or self.closed or self.transport is None:
             raise AgiHangup("channel already gone")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Reply] = loop.create_future()
         self._waiter = waiter
-        self.parser.command_sent()
+        self.parser.command_sent(accept)
         self.transport.write(data)
         try:
             return await asyncio.wait_for(waiter, timeout)
@@ -196,6 +202,21 @@ class AgiSession:
         if reply.code != 200:
             raise AgiCommandError(reply)
         return reply
+
+    async def resync(self) -> None:
+        """Skip any forged reply lines still in flight: wait for the echo of a random token.
+
+        Only needed when the environment was tainted (caller data carried line breaks): the
+        lines after an early blank line may arrive after our first command was sent.
+        """
+        token = secrets.token_hex(8)
+        reply = await self._conn.send(
+            format_command("GET FULL VARIABLE", token),
+            self._conn.deadlines.command,
+            accept=lambda r: r.code == 200 and r.data == token,
+        )
+        self.commands_sent += 1
+        assert reply.data == token
 
     async def answer(self) -> None:
         reply = await self.command("ANSWER")

@@ -217,6 +217,8 @@ class InboundHandler:
             scr.reason.value,
         )
         try:
+            if session.tainted:
+                await session.resync()
             if scr.proceed:
                 await self._proceed(session, call_id, res)
             else:
