@@ -300,6 +300,7 @@ FIXED_PROMPTS = (
     "anonymous-rejected",
     "unavailable-rejected",
     "blocked",
+    "transferring",
 )
 
 

@@ -62,7 +62,7 @@ def test_ivr_config_env_is_read(tmp_path: Path, catalog: PromptCatalog) -> None:
 
 def test_every_prompt_the_code_or_config_plays_is_in_the_catalog(catalog: PromptCatalog) -> None:
     cfg = build_config({}, {}, catalog)
-    used = set(cfg.prompt_ids().values()) | set(FIXED_PROMPTS) | {"transferring"}
+    used = set(cfg.prompt_ids().values()) | set(FIXED_PROMPTS)
     assert used <= set(catalog.texts)
     for pid in catalog.texts:
         assert catalog.text(pid, "ja") and catalog.text(pid, "en")

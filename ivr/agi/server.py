@@ -64,8 +64,8 @@ class AgiServer:
             addr = ipaddress.ip_address(host)
         except ValueError:
             return False
-        if ok := any(addr in net for net in self._allow):
-            return ok
+        if any(addr in net for net in self._allow):
+            return True
         self.refused_peers += 1
         return False
 
