@@ -18,7 +18,7 @@ from ivr.clock import Clock
 from ivr.config import Config
 from ivr.core import menu
 from ivr.core.blocklist import BlockEntry, candidate_patterns, match
-from ivr.core.caller import Caller, CallerClass, classify, normalise
+from ivr.core.caller import MAX_RAW_KEPT, Caller, CallerClass, classify, normalise
 from ivr.core.hours import open_state
 from ivr.core.screening import Reason, Screen, policy_for, screen
 from ivr.db import calls as calls_repo
@@ -56,8 +56,8 @@ class InboundHandler:
     def __init__(
         self,
         cfg: Config,
-        engine: AsyncEngine | None,
-        journal: CallJournal | None,
+        engine: AsyncEngine,
+        journal: CallJournal,
         clock: Clock,
         new_id: Callable[[], str] = new_call_id,
     ) -> None:
@@ -77,12 +77,11 @@ class InboundHandler:
     # facts --------------------------------------------------------------------------------
     async def _lookup(self, call_id: str, patterns: list[str]) -> list[BlockEntry]:
         """Blocklist candidates for the caller; fails open (empty) when the DB does not answer."""
-        if self._engine is None or not patterns:
+        if not patterns:
             return []
-        engine = self._engine
 
         async def work() -> list[BlockEntry]:
-            async with engine.connect() as conn:
+            async with self._engine.connect() as conn:
                 return await calls_repo.blocklist_candidates(conn, patterns)
 
         try:
@@ -101,7 +100,7 @@ class InboundHandler:
             log.warning(
                 "tainted AGI environment from %s: caller treated as unavailable", session.peer
             )
-            return Caller(CallerClass.UNAVAILABLE, None, raw[:64])
+            return Caller(CallerClass.UNAVAILABLE, None, raw[:MAX_RAW_KEPT])
         return classify(raw, env.get("callingpres"), self._cfg.screening.region)
 
     def _dialled(self, session: AgiSession) -> str:
@@ -191,7 +190,7 @@ class InboundHandler:
             uniqueid=uniqueid,
             linkedid=linkedid,
             caller_raw=caller.raw,
-            caller_name=env.get("calleridname")[:64],
+            caller_name=env.get("calleridname")[:MAX_RAW_KEPT],
             caller_e164=caller.e164,
             caller_class=caller.cls.value,
             dialled=self._dialled(session)[:32],
@@ -202,8 +201,7 @@ class InboundHandler:
             if caller.e164
             else []
         )
-        if self._journal is not None:
-            self._journal.record_start(start)
+        self._journal.record_start(start)
         entries = await self._lookup(call_id, patterns)
         block = match(caller.e164, entries, now) if caller.e164 else None
         policy = policy_for(start.dialled, self._policy, self._by_dialled)
@@ -245,5 +243,4 @@ class InboundHandler:
                 else (None if ended is None else "ivr-ended"),
                 duration_s=(ended - now).total_seconds() if ended else None,
             )
-            if self._journal is not None:
-                self._journal.record_outcome(call_id, outcome)
+            self._journal.record_outcome(call_id, outcome)
