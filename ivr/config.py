@@ -15,11 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ivr.core.hours import WEEKDAYS, Interval, Schedule, parse_interval
 from ivr.core.menu import MenuSpec
+from ivr.core.review import SYSTEM_ACTOR, Role
 from ivr.core.screening import ClosedPolicy, Policy, ScreeningPolicy
 from ivr.prompts import PromptCatalog
 
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _DIGITS = re.compile(r"^[0-9*#]+$")
+_USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _VAR_SAFE = re.compile(r"^[^,\r\n\0|]+$")  # Dial() separates its arguments with commas
 
 
@@ -142,6 +144,9 @@ class HoursConfig(_Model):
             _parse_closed(d)
         return v
 
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
     def schedule(self) -> Schedule:
         weekly: dict[str, tuple[Interval, ...]] = {
             day: tuple(parse_interval(r) for r in getattr(self, day)) for day in WEEKDAYS
@@ -196,6 +201,18 @@ class RecordingConfig(_Model):
         return v
 
 
+class BlocklistConfig(_Model):
+    default_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    max_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 730
+    sweep_interval_s: Annotated[float, Field(gt=0)] = 60.0
+
+    @model_validator(mode="after")
+    def _order(self) -> BlocklistConfig:
+        if self.default_expiry_days > self.max_expiry_days:
+            raise ValueError("default_expiry_days is beyond max_expiry_days")
+        return self
+
+
 class PromptsConfig(_Model):
     language: Literal["ja", "en"] = "ja"
     sound_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "ivr-guard"
@@ -221,6 +238,16 @@ class Config(_Model):
     screening: ScreeningConfig = ScreeningConfig()
     recording: RecordingConfig = RecordingConfig()
     prompts: PromptsConfig = PromptsConfig()
+    blocklist: BlocklistConfig = BlocklistConfig()
+    supervisors: dict[str, Role] = {}
+
+    @field_validator("supervisors")
+    @classmethod
+    def _user_names(cls, v: dict[str, Role]) -> dict[str, Role]:
+        for name in v:
+            if not _USER_NAME.match(name) or name == SYSTEM_ACTOR:
+                raise ValueError(f"supervisor {name!r}: not an OS user name")
+        return v
 
     @field_validator("routes")
     @classmethod

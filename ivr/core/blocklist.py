@@ -13,6 +13,7 @@ class EntryStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     REVOKED = "revoked"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True)

@@ -88,3 +88,30 @@ blocklist_entries = Table(
     Column("revoked_at", UtcDateTime()),
     Index("ix_blocklist_pattern_status", "pattern", "status"),
 )
+
+# Append-only and hash-chained (ivr.core.audit); triggers from migration 0002 refuse UPDATE and
+# DELETE. `audit_head` holds the last row's seq and hash so that removing rows from the end of
+# the chain is also caught, and serialises writers (each takes its row lock first).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("via", String(64)),
+    Column("action", String(16), nullable=False),
+    Column("entry_id", Integer),
+    Column("reason", Text, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_entry", "entry_id"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

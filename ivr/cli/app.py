@@ -1,50 +1,29 @@
-"""The `ivr` command line."""
+"""The `ivr` command line: the service, the schema, the configuration, simulation."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from ivr.cli import audit as audit_cli
+from ivr.cli import blocklist as blocklist_cli
+from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, err, out
+from ivr.cli.common import load as _load
 from ivr.clock import FixedClock, SystemClock
-from ivr.config import Config, ConfigError, load_config, parse_hostport
-from ivr.paths import prompts_dir
-from ivr.prompts import PromptCatalog
+from ivr.config import Config, parse_hostport
 
 app = typer.Typer(no_args_is_help=True, help="Call guard for Asterisk.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 config_app = typer.Typer(no_args_is_help=True, help="The configuration file.")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
-
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file (or IVR_CONFIG).")
-]
-
-EXIT_CONFIG = 2
-EXIT_SCHEMA = 3
-
-
-def _catalog() -> PromptCatalog:
-    return PromptCatalog.load(prompts_dir() / "catalog.toml")
-
-
-def _load(path: Path | None) -> Config:
-    try:
-        return load_config(path, os.environ, _catalog())
-    except ConfigError as exc:
-        err.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
-        raise typer.Exit(EXIT_CONFIG) from None
+app.add_typer(blocklist_cli.app, name="blocklist")
+app.add_typer(audit_cli.app, name="audit")
 
 
 def _logging(cfg: Config) -> None:
@@ -194,7 +173,7 @@ def simulate(
     out.print(
         f"call from {caller!r} ({presentation}) at {clock.now().isoformat()}", highlight=False
     )
-    describe(record, cfg, _catalog(), lambda line: out.print(line, highlight=False, markup=False))
+    describe(record, cfg, catalog(), lambda line: out.print(line, highlight=False, markup=False))
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""The `ivr` command line."""
+
+from ivr.cli.app import main
+
+__all__ = ["main"]

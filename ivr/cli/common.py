@@ -1,0 +1,95 @@
+"""What every `ivr` command shares: consoles, configuration loading, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ivr.config import Config, ConfigError, load_config
+from ivr.paths import prompts_dir
+from ivr.prompts import PromptCatalog
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file (or IVR_CONFIG).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2  # configuration or command-line usage
+EXIT_SCHEMA = 3  # database schema not at the code's revision
+EXIT_INVALID = 4  # bad input: number, category, expiry, evidence, CSV rows
+EXIT_NOT_PERMITTED = 5  # not a supervisor, own proposal, --as without admin
+EXIT_NOT_FOUND = 6
+EXIT_CONFLICT = 7  # the entry's state does not allow it, or a duplicate
+EXIT_TAMPERED = 8  # `ivr audit verify` found a broken row
+
+T = TypeVar("T")
+
+
+def catalog() -> PromptCatalog:
+    return PromptCatalog.load(prompts_dir() / "catalog.toml")
+
+
+def load(path: Path | None) -> Config:
+    try:
+        return load_config(path, os.environ, catalog())
+    except ConfigError as exc:
+        err.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def os_user() -> str:
+    """The OS user running this process (the effective uid, so sudo -u counts)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(message, highlight=False, markup=False)
+    return typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False, default=_default), ensure_ascii=False)
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def with_engine(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(engine)` on a fresh engine after checking the schema is current."""
+    import asyncio
+
+    from ivr.db.engine import create_engine
+    from ivr.db.migrate import schema_status
+
+    async def main() -> T:
+        async with AsyncExitStack() as stack:
+            engine = create_engine(cfg.database_url(), timeout_s=max(cfg.database.timeout_s, 10))
+            stack.push_async_callback(engine.dispose)
+            st = await schema_status(engine)
+            if not st.up_to_date:
+                raise fail(
+                    f"database schema is at {st.current or 'none'}, code needs {st.head}: "
+                    "run `ivr db upgrade`",
+                    EXIT_SCHEMA,
+                )
+            return await work(engine)
+
+    return asyncio.run(main())

@@ -1,0 +1,152 @@
+"""The audit trail's hash chain: sealing an event and finding the first broken row."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces, UTF-8 text, datetimes as UTC ISO strings."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_iso)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def snapshot(entry: Mapping[str, Any]) -> str:
+    """The canonical text of an entry row, as stored in its audit events."""
+    return canonical(dict(entry))
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    actor: str
+    via: str | None
+    action: str
+    entry_id: int | None
+    reason: str
+    snapshot: str
+    prev_hash: str
+    hash: str
+
+
+def event_hash(
+    seq: int,
+    at: datetime,
+    actor: str,
+    via: str | None,
+    action: str,
+    entry_id: int | None,
+    reason: str,
+    snapshot: str,
+    prev_hash: str,
+) -> str:
+    body = {
+        "seq": seq,
+        "at": iso(at),
+        "actor": actor,
+        "via": via,
+        "action": action,
+        "entry_id": entry_id,
+        "reason": reason,
+        "snapshot": snapshot,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+def seal(
+    prev: tuple[int, str],
+    at: datetime,
+    actor: str,
+    via: str | None,
+    action: str,
+    entry_id: int | None,
+    reason: str,
+    snapshot: str,
+) -> AuditEvent:
+    """The next event after `prev` = (seq, hash) of the chain's head."""
+    seq = prev[0] + 1
+    h = event_hash(seq, at, actor, via, action, entry_id, reason, snapshot, prev[1])
+    return AuditEvent(seq, at, actor, via, action, entry_id, reason, snapshot, prev[1], h)
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first problem found; `seq` is the row it was found at, if any."""
+
+    seq: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"row {self.seq}: {self.problem}" if self.seq is not None else self.problem
+
+
+def verify(
+    events: Sequence[AuditEvent],
+    head: tuple[int, str] | None,
+    entries: Mapping[int, str],
+) -> Break | None:
+    """Check the chain in stored order, the head record, and that entries match their last event.
+
+    `events` must be in ascending `seq` order as stored; `entries` maps each blocklist entry id
+    to its current snapshot text.
+    """
+    prev = (0, GENESIS)
+    last_snapshot: dict[int, tuple[int, str]] = {}
+    for ev in events:
+        if ev.seq != prev[0] + 1:
+            return Break(ev.seq, f"expected row {prev[0] + 1}: rows were removed or renumbered")
+        if ev.prev_hash != prev[1]:
+            return Break(ev.seq, "prev_hash does not match the row before: removed or reordered")
+        expect = event_hash(
+            ev.seq,
+            ev.at,
+            ev.actor,
+            ev.via,
+            ev.action,
+            ev.entry_id,
+            ev.reason,
+            ev.snapshot,
+            ev.prev_hash,
+        )
+        if ev.hash != expect:
+            return Break(ev.seq, "contents do not match the row's hash: edited")
+        if ev.entry_id is not None:
+            last_snapshot[ev.entry_id] = (ev.seq, ev.snapshot)
+        prev = (ev.seq, ev.hash)
+    if head is None:
+        if events:
+            return Break(None, "the audit head record is missing")
+    elif head != prev:
+        return Break(
+            None,
+            f"the chain ends at row {prev[0]} but the head record says row {head[0]}: "
+            "rows were removed from the end",
+        )
+    for entry_id, text in sorted(entries.items()):
+        seen = last_snapshot.get(entry_id)
+        if seen is None:
+            return Break(None, f"blocklist entry {entry_id} has no audit history")
+        if seen[1] != text:
+            return Break(seen[0], f"blocklist entry {entry_id} differs from its last audited state")
+    for entry_id, (seq, _) in sorted(last_snapshot.items()):
+        if entry_id not in entries:
+            return Break(seq, f"blocklist entry {entry_id} was deleted outside the audit trail")
+    return None

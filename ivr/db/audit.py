@@ -1,0 +1,101 @@
+"""The audit_events table: append under the head lock, read the chain back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ivr.core import audit
+from ivr.core.audit import AuditEvent
+from ivr.db.models import audit_events, audit_head
+
+
+class AuditWriter:
+    """Appends events inside one transaction; `open` takes the chain's lock first.
+
+    Taking the head row's write lock before anything else serialises every writer of the trail
+    (SQLite's write lock, PostgreSQL's row lock), so two supervisors acting at once get two
+    well-ordered rows and each sees the other's change.
+    """
+
+    def __init__(self, conn: AsyncConnection, head: tuple[int, str]) -> None:
+        self._conn = conn
+        self.head = head
+
+    @classmethod
+    async def open(cls, conn: AsyncConnection) -> AuditWriter:
+        await lock(conn)
+        row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash))).first()
+        if row is None:
+            raise RuntimeError(
+                "audit_head is missing: run `ivr db upgrade`, then `ivr audit verify`"
+            )
+        return cls(conn, (row.seq, row.hash))
+
+    async def append(
+        self,
+        at: datetime,
+        actor: str,
+        via: str | None,
+        action: str,
+        entry_id: int | None,
+        reason: str,
+        snapshot: str,
+    ) -> AuditEvent:
+        ev = audit.seal(self.head, at, actor, via, action, entry_id, reason, snapshot)
+        await self._conn.execute(
+            insert(audit_events).values(
+                seq=ev.seq,
+                at=ev.at,
+                actor=ev.actor,
+                via=ev.via,
+                action=ev.action,
+                entry_id=ev.entry_id,
+                reason=ev.reason,
+                snapshot=ev.snapshot,
+                prev_hash=ev.prev_hash,
+                hash=ev.hash,
+            )
+        )
+        await self._conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=ev.seq, hash=ev.hash)
+        )
+        self.head = (ev.seq, ev.hash)
+        return ev
+
+
+async def lock(conn: AsyncConnection) -> None:
+    """Take the trail's write lock for the rest of the transaction (a no-op write of the head)."""
+    await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq))
+
+
+def _event(r: Row[tuple[object, ...]]) -> AuditEvent:
+    m = r._mapping
+    return AuditEvent(
+        seq=m["seq"],
+        at=m["at"],
+        actor=m["actor"],
+        via=m["via"],
+        action=m["action"],
+        entry_id=m["entry_id"],
+        reason=m["reason"],
+        snapshot=m["snapshot"],
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )
+
+
+async def events(conn: AsyncConnection, entry_id: int | None = None) -> list[AuditEvent]:
+    """Events in chain order (all, or one entry's)."""
+    q = select(audit_events).order_by(audit_events.c.seq)
+    if entry_id is not None:
+        q = q.where(audit_events.c.entry_id == entry_id)
+    return [_event(r) for r in await conn.execute(q)]
+
+
+async def head(conn: AsyncConnection) -> tuple[int, str] | None:
+    row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash))).first()
+    return (row.seq, row.hash) if row else None
