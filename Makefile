@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lint
+.PHONY: run test venv lint test-servers
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PY) -m venv $(VENV))
@@ -20,7 +20,12 @@ lint: venv
 	$(BIN)/ruff check ivr tests migrations
 	$(BIN)/mypy
 
-test: venv
+# Servers the suite starts for itself (on loopback, in temporary folders): PostgreSQL.
+test-servers:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql)
+
+test: venv test-servers
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/ruff check ivr tests migrations
 	$(BIN)/mypy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +17,8 @@ from ivr.config import Config, parse_hostport
 from ivr.db.engine import create_engine, redact
 from ivr.db.journal import CallJournal
 from ivr.db.migrate import schema_status
-from ivr.handlers.inbound import InboundHandler, new_call_id
+from ivr.handlers.inbound import DB_ERRORS, InboundHandler, new_call_id
+from ivr.review.service import BlocklistService
 
 log = logging.getLogger("ivr")
 
@@ -33,20 +34,36 @@ class App:
     journal: CallJournal
     inbound: InboundHandler
     agi: AgiServer
-    _journal_task: asyncio.Task[None] | None = None
+    blocklist: BlocklistService
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, host: str, port: int) -> None:
-        """Start the journal writer, then accept calls."""
-        self._journal_task = asyncio.create_task(self.journal.run(), name="call-journal")
+        """Start the journal writer and the expiry sweeper, then accept calls."""
+        self._tasks = [
+            asyncio.create_task(self.journal.run(), name="call-journal"),
+            asyncio.create_task(self._sweeper(), name="blocklist-expiry"),
+        ]
         await self.agi.start(host, port)
+
+    async def _sweeper(self) -> None:
+        """Record `expire` audit events; entries stop acting at their expiry without it."""
+        while True:
+            try:
+                expired = await self.blocklist.sweep()
+            except DB_ERRORS as exc:
+                log.warning("blocklist expiry sweep failed, will retry: %r", exc)
+            else:
+                if expired:
+                    log.info("blocklist entries expired: %s", expired)
+            await asyncio.sleep(self.cfg.blocklist.sweep_interval_s)
 
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""
         await self.agi.close(grace=grace)
         await self.journal.close(timeout=grace)
-        if self._journal_task is not None:
-            self._journal_task.cancel()
-            await asyncio.gather(self._journal_task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.engine.dispose()
 
 
@@ -60,7 +77,8 @@ def build_app(
     """Wire the parts; nothing is started."""
     engine = engine or create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
     journal = CallJournal(engine)
-    inbound = InboundHandler(cfg, engine, journal, clock or SystemClock(), new_id)
+    clock = clock or SystemClock()
+    inbound = InboundHandler(cfg, engine, journal, clock, new_id)
     a = cfg.agi
     agi = AgiServer(
         {names.SCRIPT_INBOUND: inbound},
@@ -68,7 +86,7 @@ def build_app(
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
     )
-    return App(cfg, engine, journal, inbound, agi)
+    return App(cfg, engine, journal, inbound, agi, BlocklistService(engine, cfg, clock))
 
 
 async def check_schema(engine: AsyncEngine, url: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from ivr.db.engine import create_engine
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
 from ivr.sim.fake_asterisk import FakeAsterisk
+from tests.pg import PgServer
 
 JST = ZoneInfo("Asia/Tokyo")
 # A Tuesday, 10:00 in Tokyo: the centre is open.
@@ -91,3 +94,27 @@ async def make_service(
     yield factory
     for svc in started:
         await svc.app.close(grace=1.0)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the session, with a migrated template database."""
+    server = PgServer()
+    server.start()
+    try:
+        asyncio.run(server.create_database("ivr_template"))
+        migrate.upgrade(server.url("ivr_template"))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def pg_url(pg_server: PgServer) -> str:
+    """A fresh migrated PostgreSQL database for one test."""
+    return await pg_server.create_database(
+        f"t{next(_pg_counter)}_{os.getpid()}", template="ivr_template"
+    )
+
+
+_pg_counter = itertools.count(1)

@@ -74,9 +74,14 @@ def _when(cfg: Config, value: Any) -> str:
 
 
 def _table(cfg: Config, rows: list[tuple[dict[str, Any], EntryStatus]]) -> Table:
-    t = Table(
-        "ID", "Number", "Status", "Category", "Action", "Expires", "Proposed by", "Decided by"
-    )
+    t = Table()
+    for name in ("ID", "Number", "Status"):
+        t.add_column(name, no_wrap=True)
+    t.add_column("Category", min_width=8)
+    t.add_column("Action", no_wrap=True)
+    t.add_column("Expires", min_width=10)
+    t.add_column("Proposer", min_width=6)
+    t.add_column("Reviewer", min_width=6)
     for rec, status in rows:
         t.add_row(
             str(rec["id"]),

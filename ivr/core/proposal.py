@@ -50,7 +50,7 @@ def parse_expiry(text: str, now: datetime, tz: ZoneInfo, max_days: int) -> datet
 def normalise_pattern(text: str, prefix: bool, region: str, min_prefix_len: int) -> str:
     """The E.164 number, or E.164 prefix, a supervisor means; ValueError saying what is wrong."""
     if not prefix:
-        e164 = normalise(text, region)
+        e164 = normalise(_SEPARATORS.sub("", text), region)
         if e164 is None:
             raise ValueError(f"{text!r} is not a phone number (give it as 03-1234-5678 or +81...)")
         return e164
