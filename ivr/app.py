@@ -38,24 +38,28 @@ class App:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, host: str, port: int) -> None:
-        """Start the journal writer and the expiry sweeper, then accept calls."""
+        """Record expiries due, start the journal writer and the sweeper, then accept calls."""
+        await self._sweep()
         self._tasks = [
             asyncio.create_task(self.journal.run(), name="call-journal"),
             asyncio.create_task(self._sweeper(), name="blocklist-expiry"),
         ]
         await self.agi.start(host, port)
 
+    async def _sweep(self) -> None:
+        try:
+            expired = await self.blocklist.sweep()
+        except DB_ERRORS as exc:
+            log.warning("blocklist expiry sweep failed, will retry: %r", exc)
+        else:
+            if expired:
+                log.info("blocklist entries expired: %s", expired)
+
     async def _sweeper(self) -> None:
         """Record `expire` audit events; entries stop acting at their expiry without it."""
         while True:
-            try:
-                expired = await self.blocklist.sweep()
-            except DB_ERRORS as exc:
-                log.warning("blocklist expiry sweep failed, will retry: %r", exc)
-            else:
-                if expired:
-                    log.info("blocklist entries expired: %s", expired)
             await asyncio.sleep(self.cfg.blocklist.sweep_interval_s)
+            await self._sweep()
 
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""

@@ -3,7 +3,8 @@
 Columns: number, prefix, category, note, evidence, expires, action. Only number, category and
 note are required. `prefix` is yes/no; `evidence` holds ids separated by spaces or `;`;
 `expires` is `90d` or `YYYY-MM-DD` (default from the configuration); `action` is `reject` or
-`route:NAME`. Export adds the entry's id, status and review fields after these.
+`route:NAME`. Export adds the entry's id, status and review fields after these; import
+accepts and ignores them, so an export reads back as proposals.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def parse_import(text: str) -> list[tuple[int, Proposal | str]]:
         raise CsvError("the file is empty") from None
     except csv.Error as exc:
         raise CsvError(f"line 1: {exc}") from None
-    unknown = [h for h in header if h not in IMPORT_COLUMNS]
+    unknown = [h for h in header if h not in EXPORT_COLUMNS]
     if unknown:
         raise CsvError(
             f"line 1: unknown column(s) {', '.join(unknown)}; use {', '.join(IMPORT_COLUMNS)}"
@@ -79,6 +80,7 @@ def parse_import(text: str) -> list[tuple[int, Proposal | str]]:
         if len(cells) != len(header):
             rows.append((line, f"has {len(cells)} fields, the header has {len(header)}"))
             continue
+        # Export's extra columns (id, status, ...) are for people and are not read back.
         row = dict(zip(header, (c.strip() for c in cells), strict=True))
         rows.append((line, _proposal(row)))
     return rows

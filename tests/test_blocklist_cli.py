@@ -1,0 +1,247 @@
+"""`ivr blocklist` and `ivr audit` as supervisors run them, beside a running `ivr serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from ivr.review.csvfile import parse_import
+from ivr.review.service import Proposal
+from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
+from tests.test_cli import IVR, _free_port, _run, _wait_for_line
+
+ME = pwd.getpwuid(os.geteuid()).pw_name
+
+
+def setup(tmp_path: Path, roster: dict[str, str] | None = None) -> dict[str, str]:
+    """A configuration with supervisors, a migrated database, and the environment to use them."""
+    roster = {ME: "admin", "alice": "supervisor", "bob": "supervisor"} if roster is None else roster
+    people = "\n".join(f'{name} = "{role}"' for name, role in roster.items())
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n[supervisors]\n{people}\n')
+    env = dict(os.environ, IVR_CONFIG=str(cfg))
+    env.pop("IVR_DATA_DIR", None)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    return env
+
+
+def ivr_json(args: list[str], env: dict[str, str], code: int = 0) -> Any:
+    res = _run([*args, "--json"], env)
+    assert res.returncode == code, res.stderr
+    return json.loads(res.stdout) if res.stdout.strip() else None
+
+
+async def test_approval_refuses_the_next_call_while_serve_runs(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        IVR,
+        "serve",
+        "--agi-listen",
+        f"127.0.0.1:{port}",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    fake = FakeAsterisk("127.0.0.1", port)
+
+    async def reason() -> str:
+        rec = await fake.call(Channel(callerid="090-1234-5678"), CallerScript(digits=["1"]))
+        return rec.variables["IVR_REASON"]
+
+    try:
+        assert proc.stderr is not None
+        await _wait_for_line(proc.stderr, "FastAGI listening")
+        entry = ivr_json(
+            [
+                "blocklist",
+                "propose",
+                "090 1234 5678",
+                "--category",
+                "threats",
+                "--note",
+                "threatened staff twice",
+                "--as",
+                "alice",
+            ],
+            env,
+        )
+        assert entry["status"] == "pending" and entry["pattern"] == "+819012345678"
+        assert await reason() != "blocked"  # pending does not act
+        ivr_json(["blocklist", "approve", str(entry["id"]), "--as", "bob"], env)
+        approved_at = time.monotonic()
+        assert await reason() == "blocked"  # the very next call, no restart
+        print(f"approval to refused call: {time.monotonic() - approved_at:.3f} s")
+        ivr_json(
+            ["blocklist", "revoke", str(entry["id"]), "--note", "apologised", "--as", "bob"], env
+        )
+        assert await reason() != "blocked"
+        shown = ivr_json(["blocklist", "show", str(entry["id"])], env)
+        assert shown["calls_refused"] == 1
+        assert [h["action"] for h in shown["history"]] == ["propose", "approve", "revoke"]
+        assert [h["via"] for h in shown["history"]] == [ME] * 3
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 15)
+
+
+def test_who_may_act(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    entry = ivr_json(
+        [
+            "blocklist",
+            "propose",
+            "0312345678",
+            "--category",
+            "abusive-language",
+            "--note",
+            "x",
+            "--as",
+            "alice",
+        ],
+        env,
+    )
+    eid = str(entry["id"])
+    res = _run(["blocklist", "approve", eid, "--as", "alice"], env)
+    assert res.returncode == 5 and "another supervisor must approve" in res.stderr
+    res = _run(["blocklist", "approve", eid, "--as", "mallory"], env)
+    assert res.returncode == 5 and "'mallory' is not a supervisor" in res.stderr
+    # The OS user alone, when the configuration does not list it, may not act.
+    (tmp_path / "other").mkdir()
+    outsider = setup(tmp_path / "other", {"alice": "supervisor", "bob": "supervisor"})
+    res = _run(["blocklist", "approve", eid], outsider)
+    assert res.returncode == 5 and f"OS user {ME!r} is not a supervisor" in res.stderr
+    # A supervisor who is not an admin may not act for someone else.
+    (tmp_path / "plain").mkdir()
+    plain = setup(tmp_path / "plain", {ME: "supervisor", "bob": "supervisor"})
+    res = _run(["blocklist", "approve", "1", "--as", "bob"], plain)
+    assert res.returncode == 5 and "--as is for admins only" in res.stderr
+    assert _run(["blocklist", "approve", "99", "--as", "bob"], env).returncode == 6
+    assert _run(["blocklist", "reject", eid, "--as", "bob"], env).returncode == 4  # no --note
+    assert _run(["blocklist", "approve", eid, "--as", "bob"], env).returncode == 0
+    res = _run(["blocklist", "approve", eid, "--as", ME], env)
+    assert res.returncode == 7 and "approved" in res.stderr
+    res = _run(
+        [
+            "blocklist",
+            "propose",
+            "not-a-number",
+            "--category",
+            "threats",
+            "--note",
+            "x",
+            "--as",
+            "alice",
+        ],
+        env,
+    )
+    assert res.returncode == 4 and "is not a phone number" in res.stderr
+    assert [e["status"] for e in ivr_json(["blocklist", "list"], env)] == ["approved"]
+
+
+def test_csv_import_is_all_or_nothing_and_export_reads_back(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "number,prefix,category,note,expires\n"
+        "090-1111-2222,no,threats,threatened,90d\n"
+        "090-1111-3333,no,shouting,loud,90d\n"
+        "03-5555,yes,repeated-calls,forty calls a day,2027-03-31\n",
+        encoding="utf-8",
+    )
+    res = _run(["blocklist", "import", str(bad), "--as", "alice"], env)
+    assert res.returncode == 4
+    assert "line 3: unknown category 'shouting'" in res.stderr and "line 2" not in res.stderr
+    assert ivr_json(["blocklist", "list"], env) == []
+    assert ivr_json(["audit", "log"], env) == []
+    good = tmp_path / "good.csv"
+    good.write_text(bad.read_text().replace("shouting", "abusive-language"), encoding="utf-8-sig")
+    res = _run(["blocklist", "import", str(good), "--as", "alice"], env)
+    assert res.returncode == 0 and "3 entries proposed" in res.stdout, res.stderr
+    exported = _run(["blocklist", "export"], env)
+    assert exported.returncode == 0
+    rows = parse_import(exported.stdout)
+    assert [p for _, p in rows] == [
+        Proposal("+819011112222", "threats", "threatened", False, (), rows[0][1].expires, "reject"),  # type: ignore[union-attr]
+        Proposal(
+            "+819011113333", "abusive-language", "loud", False, (), rows[1][1].expires, "reject"
+        ),  # type: ignore[union-attr]
+        Proposal(
+            "+8135555", "repeated-calls", "forty calls a day", True, (), "2027-03-31", "reject"
+        ),
+    ]
+    res = _run(["blocklist", "import", str(tmp_path / "missing.csv"), "--as", "alice"], env)
+    assert res.returncode == 4 and "missing.csv" in res.stderr
+    assert [e["action"] for e in ivr_json(["audit", "log"], env)] == ["import"] * 3
+
+
+def test_list_filters_and_categories(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    for number, expires in [("090-1000-0001", "10d"), ("090-1000-0002", "60d")]:
+        ivr_json(
+            [
+                "blocklist",
+                "propose",
+                number,
+                "--category",
+                "lecturing",
+                "--note",
+                "n",
+                "--expires",
+                expires,
+                "--as",
+                "alice",
+            ],
+            env,
+        )
+    ivr_json(["blocklist", "approve", "2", "--as", "bob"], env)
+    assert [e["id"] for e in ivr_json(["blocklist", "list", "--due-within", "14d"], env)] == [1]
+    assert [e["id"] for e in ivr_json(["blocklist", "list", "--status", "approved"], env)] == [2]
+    assert [e["id"] for e in ivr_json(["blocklist", "list", "--number", "+819010000002"], env)] == [
+        2
+    ]
+    assert _run(["blocklist", "list", "--status", "maybe"], env).returncode == 4
+    cats = ivr_json(["blocklist", "categories"], env)
+    assert len(cats) == 12 and cats[0] == {
+        "code": "time-restraint",
+        "ja": "時間拘束型",
+        "en": "Time restraint",
+    }
+    table = _run(["blocklist", "list"], env)
+    assert "+819010000001" in table.stdout and "pending" in table.stdout
+
+
+def test_audit_verify_exit_codes(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    ivr_json(
+        [
+            "blocklist",
+            "propose",
+            "090-1000-0001",
+            "--category",
+            "threats",
+            "--note",
+            "n",
+            "--as",
+            "alice",
+        ],
+        env,
+    )
+    ivr_json(["blocklist", "approve", "1", "--as", "bob"], env)
+    res = _run(["audit", "verify"], env)
+    assert res.returncode == 0 and res.stdout.startswith("OK: 2 events, head ")
+    db = sqlite3.connect(tmp_path / "data" / "ivr.sqlite3")
+    with db:
+        db.execute("DROP TRIGGER audit_events_no_update")
+        db.execute("UPDATE audit_events SET actor = 'alice' WHERE seq = 2")
+    db.close()
+    res = _run(["audit", "verify"], env)
+    assert res.returncode == 8
+    assert res.stdout.strip() == "BROKEN at row 2: contents do not match the row's hash: edited"
+    assert ivr_json(["audit", "verify"], env, code=8)["row"] == 2
