@@ -36,13 +36,15 @@ def log_(
     for e in events:
         who = f"{e.actor} (by {e.via})" if e.via else e.actor
         t.add_row(
-            str(e.seq),
-            e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
-            who,
-            e.action,
-            str(e.entry_id or "-"),
-            e.reason,
-            e.hash[:12],
+            *c.cells(
+                e.seq,
+                e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                who,
+                e.action,
+                str(e.entry_id or "-"),
+                e.reason,
+                e.hash[:12],
+            )
         )
     c.out.print(t)
 

@@ -84,14 +84,16 @@ def _table(cfg: Config, rows: list[tuple[dict[str, Any], EntryStatus]]) -> Table
     t.add_column("Reviewer", min_width=6)
     for rec, status in rows:
         t.add_row(
-            str(rec["id"]),
-            rec["pattern"] + ("…" if rec["is_prefix"] else ""),
-            status.value,
-            rec["category"],
-            rec["action"],
-            _when(cfg, rec["expires_at"]),
-            rec["proposed_by"],
-            rec["decided_by"] or "-",
+            *c.cells(
+                rec["id"],
+                rec["pattern"] + ("…" if rec["is_prefix"] else ""),
+                status.value,
+                rec["category"],
+                rec["action"],
+                _when(cfg, rec["expires_at"]),
+                rec["proposed_by"],
+                rec["decided_by"] or "-",
+            )
         )
     return t
 
@@ -116,7 +118,7 @@ def categories(as_json: c.JsonOpt = False) -> None:
         return
     t = Table("Code", "日本語", "English")
     for k in CATEGORIES:
-        t.add_row(k.code, k.ja, k.en)
+        t.add_row(*c.cells(k.code, k.ja, k.en))
     c.out.print(t)
 
 
@@ -286,7 +288,7 @@ def show(
     t = Table("Seq", "When", "Who", "Action", "Reason")
     for h in history:
         who = f"{h['actor']} (by {h['via']})" if h["via"] else str(h["actor"])
-        t.add_row(str(h["seq"]), _when(cfg, h["at"]), who, str(h["action"]), str(h["reason"]))
+        t.add_row(*c.cells(h["seq"], _when(cfg, h["at"]), who, h["action"], h["reason"]))
     c.out.print(t)
 
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import Config, ConfigError, load_config
 from ivr.paths import prompts_dir
@@ -62,6 +64,11 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def cells(*values: object) -> list[Text]:
+    """Table cells as plain text: stored values (notes, reasons) are never read as markup."""
+    return [Text(str(v)) for v in values]
+
+
 def print_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False, default=_default), ensure_ascii=False)
 
@@ -92,4 +99,7 @@ def with_engine(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
                 )
             return await work(engine)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (SQLAlchemyError, OSError) as exc:
+        raise fail(f"database error: {exc}", EXIT_FAILED) from None
