@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +13,8 @@ import phonenumbers
 from ivr.core.caller import normalise
 
 _DURATION = re.compile(r"^\s*(\d{1,5})\s*([dw])\s*$", re.IGNORECASE)
-_SEPARATORS = re.compile(r"[ \-().]")
+# After NFKC (full-width digits and signs become ASCII), the dashes people type in Japan.
+_SEPARATORS = re.compile(r"[\s\-().\u2010-\u2015\u2212\u30fc]")
 _ROUTE_ACTION = re.compile(r"^route:([a-z0-9][a-z0-9_-]{0,39})$")
 
 
@@ -49,6 +51,7 @@ def parse_expiry(text: str, now: datetime, tz: ZoneInfo, max_days: int) -> datet
 
 def normalise_pattern(text: str, prefix: bool, region: str, min_prefix_len: int) -> str:
     """The E.164 number, or E.164 prefix, a supervisor means; ValueError saying what is wrong."""
+    text = unicodedata.normalize("NFKC", text)
     if not prefix:
         e164 = normalise(_SEPARATORS.sub("", text), region)
         if e164 is None:
