@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,34 @@ def test_catalog_requires_both_languages(tmp_path: Path) -> None:
     f.write_text('[menu]\nja = "x"\n')
     with pytest.raises(ValueError, match="no en text"):
         PromptCatalog.load(f)
+
+
+def test_the_readme_configuration_example_is_valid(catalog: PromptCatalog) -> None:
+    import re
+    import tomllib
+
+    from ivr.core.review import Role
+    from ivr.paths import project_root
+
+    readme = (project_root() / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert block is not None
+    cfg = build_config(tomllib.loads(block.group(1)), {}, catalog)
+    assert cfg.supervisors["root"] is Role.ADMIN and cfg.blocklist.default_expiry_days == 180
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"supervisors": {"bad name!": "supervisor"}}, "supervisors"),
+        ({"supervisors": {"system": "admin"}}, "supervisors"),
+        ({"supervisors": {"sato": "boss"}}, "supervisors.sato"),
+        ({"blocklist": {"default_expiry_days": 400, "max_expiry_days": 365}}, "blocklist"),
+    ],
+)
+def test_supervisor_and_blocklist_errors(
+    catalog: PromptCatalog, data: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        build_config(data, {}, catalog)
