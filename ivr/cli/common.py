@@ -29,7 +29,6 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 # Exit codes (documented in the README).
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2  # configuration or command-line usage
 EXIT_SCHEMA = 3  # database schema not at the code's revision

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,10 +21,6 @@ def entry_record(row: Mapping[Any, Any]) -> dict[str, Any]:
     rec = {c.name: row[c.name] for c in t.columns}
     rec["is_prefix"] = bool(rec["is_prefix"])
     return rec
-
-
-def evidence_of(rec: Mapping[str, Any]) -> list[str]:
-    return list(json.loads(rec["evidence"]))
 
 
 async def get(conn: AsyncConnection, entry_id: int) -> dict[str, Any] | None:
