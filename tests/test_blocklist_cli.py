@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import pwd
@@ -14,7 +13,7 @@ from typing import Any
 from ivr.review.csvfile import parse_import
 from ivr.review.service import Proposal
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
-from tests.test_cli import IVR, _free_port, _run, _wait_for_line
+from tests.test_cli import _free_port, _run, serving
 
 ME = pwd.getpwuid(os.geteuid()).pw_name
 
@@ -40,24 +39,13 @@ def ivr_json(args: list[str], env: dict[str, str], code: int = 0) -> Any:
 async def test_approval_refuses_the_next_call_while_serve_runs(tmp_path: Path) -> None:
     env = setup(tmp_path)
     port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        IVR,
-        "serve",
-        "--agi-listen",
-        f"127.0.0.1:{port}",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
     fake = FakeAsterisk("127.0.0.1", port)
 
     async def reason() -> str:
         rec = await fake.call(Channel(callerid="090-1234-5678"), CallerScript(digits=["1"]))
         return rec.variables["IVR_REASON"]
 
-    try:
-        assert proc.stderr is not None
-        await _wait_for_line(proc.stderr, "FastAGI listening")
+    async with serving(env, port):
         entry = ivr_json(
             [
                 "blocklist",
@@ -86,9 +74,6 @@ async def test_approval_refuses_the_next_call_while_serve_runs(tmp_path: Path) -
         assert shown["calls_refused"] == 1
         assert [h["action"] for h in shown["history"]] == ["propose", "approve", "revoke"]
         assert [h["via"] for h in shown["history"]] == [ME] * 3
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 15)
 
 
 def test_who_may_act(tmp_path: Path) -> None:

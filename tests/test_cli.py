@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -47,10 +49,9 @@ async def _wait_for_line(stream: asyncio.StreamReader, needle: str, timeout: flo
     return await asyncio.wait_for(scan(), timeout)
 
 
-async def test_serve_takes_calls_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = _env(tmp_path)
-    assert _run(["db", "upgrade"], env).returncode == 0
-    port = _free_port()
+@contextlib.asynccontextmanager
+async def serving(env: dict[str, str], port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`ivr serve` as a subprocess, yielded once it listens; killed on exit if still running."""
     proc = await asyncio.create_subprocess_exec(
         IVR,
         "serve",
@@ -63,6 +64,18 @@ async def test_serve_takes_calls_and_stops_on_sigterm(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         await _wait_for_line(proc.stderr, "FastAGI listening")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_serve_takes_calls_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    port = _free_port()
+    async with serving(env, port) as proc:
         rec = await FakeAsterisk("127.0.0.1", port).call(
             Channel(callerid="0312345678"), CallerScript(digits=["1"])
         )
@@ -70,10 +83,6 @@ async def test_serve_takes_calls_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert rec.variables["IVR_DECISION"] in ("route", "hangup")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 def test_serve_refuses_an_out_of_date_schema(tmp_path: Path) -> None:

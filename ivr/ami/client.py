@@ -208,9 +208,7 @@ class AmiClient:
             self._ready.clear()
             self._manager = None
             manager.close()
-            for fut in list(self._pending):
-                if not fut.done():
-                    fut.set_exception(AmiUnavailable("AMI connection lost"))
+            self._fail_pending()
 
     async def _watch(self, manager: _Manager) -> None:
         """Ping on an interval; a missing pong or a dropped connection ends the session."""
@@ -226,6 +224,10 @@ class AmiClient:
 
     def _connection_lost(self, exc: object) -> None:
         self._lost.set()
+        self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        """Actions in flight on a lost connection fail now instead of waiting out their deadline."""
         for fut in list(self._pending):
             if not fut.done():
                 fut.set_exception(AmiUnavailable("AMI connection lost"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,28 +46,10 @@ class AuditEvent:
     hash: str
 
 
-def event_hash(
-    seq: int,
-    at: datetime,
-    actor: str,
-    via: str | None,
-    action: str,
-    entry_id: int | None,
-    reason: str,
-    snapshot: str,
-    prev_hash: str,
-) -> str:
-    body = {
-        "seq": seq,
-        "at": iso(at),
-        "actor": actor,
-        "via": via,
-        "action": action,
-        "entry_id": entry_id,
-        "reason": reason,
-        "snapshot": snapshot,
-        "prev_hash": prev_hash,
-    }
+def digest(ev: AuditEvent) -> str:
+    """SHA-256 over the canonical JSON of every field but `hash` itself (`prev_hash` included)."""
+    body = asdict(ev)
+    del body["hash"]
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
@@ -82,9 +64,8 @@ def seal(
     snapshot: str,
 ) -> AuditEvent:
     """The next event after `prev` = (seq, hash) of the chain's head."""
-    seq = prev[0] + 1
-    h = event_hash(seq, at, actor, via, action, entry_id, reason, snapshot, prev[1])
-    return AuditEvent(seq, at, actor, via, action, entry_id, reason, snapshot, prev[1], h)
+    ev = AuditEvent(prev[0] + 1, at, actor, via, action, entry_id, reason, snapshot, prev[1], "")
+    return replace(ev, hash=digest(ev))
 
 
 @dataclass(frozen=True)
@@ -115,18 +96,7 @@ def verify(
             return Break(ev.seq, f"expected row {prev[0] + 1}: rows were removed or renumbered")
         if ev.prev_hash != prev[1]:
             return Break(ev.seq, "prev_hash does not match the row before: removed or reordered")
-        expect = event_hash(
-            ev.seq,
-            ev.at,
-            ev.actor,
-            ev.via,
-            ev.action,
-            ev.entry_id,
-            ev.reason,
-            ev.snapshot,
-            ev.prev_hash,
-        )
-        if ev.hash != expect:
+        if ev.hash != digest(ev):
             return Break(ev.seq, "contents do not match the row's hash: edited")
         if ev.entry_id is not None:
             last_snapshot[ev.entry_id] = (ev.seq, ev.snapshot)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -46,20 +47,7 @@ class AuditWriter:
         snapshot: str,
     ) -> AuditEvent:
         ev = audit.seal(self.head, at, actor, via, action, entry_id, reason, snapshot)
-        await self._conn.execute(
-            insert(audit_events).values(
-                seq=ev.seq,
-                at=ev.at,
-                actor=ev.actor,
-                via=ev.via,
-                action=ev.action,
-                entry_id=ev.entry_id,
-                reason=ev.reason,
-                snapshot=ev.snapshot,
-                prev_hash=ev.prev_hash,
-                hash=ev.hash,
-            )
-        )
+        await self._conn.execute(insert(audit_events).values(**asdict(ev)))
         await self._conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=ev.seq, hash=ev.hash)
         )
@@ -73,19 +61,7 @@ async def lock(conn: AsyncConnection) -> None:
 
 
 def _event(r: Row[tuple[object, ...]]) -> AuditEvent:
-    m = r._mapping
-    return AuditEvent(
-        seq=m["seq"],
-        at=m["at"],
-        actor=m["actor"],
-        via=m["via"],
-        action=m["action"],
-        entry_id=m["entry_id"],
-        reason=m["reason"],
-        snapshot=m["snapshot"],
-        prev_hash=m["prev_hash"],
-        hash=m["hash"],
-    )
+    return AuditEvent(**r._mapping)
 
 
 async def events(conn: AsyncConnection, entry_id: int | None = None) -> list[AuditEvent]:

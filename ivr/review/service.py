@@ -266,6 +266,8 @@ class BlocklistService:
     async def sweep(self) -> list[int]:
         """Record `expire` events for entries past their expiry (they stopped acting already)."""
         now = self._clock.now()
+        # A plain read first: `serve` sweeps every minute and should not take the trail's write
+        # lock when nothing is due. The list is read again under the lock before acting.
         async with self._engine.connect() as conn:
             if not await repo.past_expiry(conn, now):
                 return []

@@ -10,6 +10,7 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -131,20 +132,7 @@ def _seal_existing(head: sa.Table) -> None:
             "present before the audit trail (migration 0002)",
             audit.snapshot(entry),
         )
-        bind.execute(
-            sa.insert(events).values(
-                seq=ev.seq,
-                at=ev.at,
-                actor=ev.actor,
-                via=ev.via,
-                action=ev.action,
-                entry_id=ev.entry_id,
-                reason=ev.reason,
-                snapshot=ev.snapshot,
-                prev_hash=ev.prev_hash,
-                hash=ev.hash,
-            )
-        )
+        bind.execute(sa.insert(events).values(**asdict(ev)))
         prev = (ev.seq, ev.hash)
     bind.execute(sa.insert(head).values(id=1, seq=prev[0], hash=prev[1]))
 
