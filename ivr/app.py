@@ -12,11 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr import names
 from ivr.agi.server import AgiServer
 from ivr.agi.session import Deadlines
+from ivr.ami.client import AmiAuthError, AmiClient, AmiSettings
+from ivr.ami.reactor import Reactor
+from ivr.calls.ending import CallEnder
+from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock, SystemClock
-from ivr.config import Config, parse_hostport
+from ivr.config import AmiConfig, Config, parse_hostport
 from ivr.db.engine import create_engine, redact
 from ivr.db.journal import CallJournal
 from ivr.db.migrate import schema_status
+from ivr.events.publisher import AlertPublisher
+from ivr.handlers.hangup import HangupHandler
+from ivr.handlers.harassment import HarassmentHandler
 from ivr.handlers.inbound import DB_ERRORS, InboundHandler, new_call_id
 from ivr.review.service import BlocklistService
 
@@ -35,16 +42,31 @@ class App:
     inbound: InboundHandler
     agi: AgiServer
     blocklist: BlocklistService
+    alerts: AlertPublisher
+    monitor: CallMonitor
+    reactor: Reactor
+    ami: AmiClient | None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, host: str, port: int) -> None:
-        """Record expiries due, start the journal writer and the sweeper, then accept calls."""
+        """Record expiries due, start the background tasks, then accept calls."""
         await self._sweep()
         self._tasks = [
             asyncio.create_task(self.journal.run(), name="call-journal"),
             asyncio.create_task(self._sweeper(), name="blocklist-expiry"),
+            asyncio.create_task(self.alerts.run(), name="mqtt-alerts"),
         ]
+        if self.ami is not None:
+            self._tasks.append(asyncio.create_task(self._ami(self.ami), name="ami"))
         await self.agi.start(host, port)
+
+    async def _ami(self, ami: AmiClient) -> None:
+        """AMI is an aid, not a dependency: calls go on without it (hang-up handler accounting)."""
+        try:
+            await ami.run()
+        except* AmiAuthError as group:
+            for exc in group.exceptions:
+                log.error("%s; AMI disabled until restart", exc)
 
     async def _sweep(self) -> None:
         try:
@@ -64,7 +86,14 @@ class App:
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""
         await self.agi.close(grace=grace)
+        self.monitor.close()
+        self.reactor.close()
         await self.journal.close(timeout=grace)
+        if self.alerts.enabled:
+            try:
+                await self.alerts.flush(timeout=min(grace, 5.0))
+            except TimeoutError:
+                log.error("stopping with %d alerts not delivered", self.alerts.backlog)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -82,15 +111,38 @@ def build_app(
     engine = engine or create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
     journal = CallJournal(engine)
     clock = clock or SystemClock()
-    inbound = InboundHandler(cfg, engine, journal, clock, new_id)
+    alerts = AlertPublisher(cfg.mqtt)
+    monitor = CallMonitor(alerts, clock)
+    reactor = Reactor(journal, monitor, clock, cdr_grace_s=cfg.ami.cdr_grace_s)
+    ami = AmiClient(ami_settings(cfg.ami)) if cfg.ami.host else None
+    if ami is not None:
+        reactor.attach(ami)
+    blocklist = BlocklistService(engine, cfg, clock)
+    ender = CallEnder(engine, cfg, blocklist, alerts, clock)
+    inbound = InboundHandler(cfg, engine, journal, clock, alerts, monitor, new_id)
     a = cfg.agi
     agi = AgiServer(
-        {names.SCRIPT_INBOUND: inbound},
+        {
+            names.SCRIPT_INBOUND: inbound,
+            names.SCRIPT_HANGUP: HangupHandler(journal, monitor, clock),
+            names.SCRIPT_HARASSMENT: HarassmentHandler(ender, ami),
+        },
         allow=a.allow,
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
     )
-    return App(cfg, engine, journal, inbound, agi, BlocklistService(engine, cfg, clock))
+    return App(cfg, engine, journal, inbound, agi, blocklist, alerts, monitor, reactor, ami)
+
+
+def ami_settings(c: AmiConfig) -> AmiSettings:
+    return AmiSettings(
+        host=c.host,
+        port=c.port,
+        username=c.username,
+        secret=c.secret,
+        action_timeout_s=c.action_timeout_s,
+        ping_interval_s=c.ping_interval_s,
+    )
 
 
 async def check_schema(engine: AsyncEngine, url: str) -> None:

@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ivr.core.caller import normalise
+from ivr.core.caps import CapPolicy, RepeatAction
+from ivr.core.categories import BY_CODE
 from ivr.core.hours import WEEKDAYS, Interval, Schedule, parse_interval
 from ivr.core.menu import MenuSpec
 from ivr.core.review import SYSTEM_ACTOR, Role
@@ -213,6 +216,105 @@ class BlocklistConfig(_Model):
         return self
 
 
+class CapsConfig(_Model):
+    per_call_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 60.0
+    warning_lead_s: Annotated[int, Field(ge=0, le=3600)] = 60
+    daily_budget_minutes: Annotated[float, Field(ge=0, le=24 * 60)] = 60.0  # 0: no budget
+    min_call_s: Annotated[int, Field(ge=1, le=3600)] = 60
+    exhausted_route: str | None = None  # None: refuse with `daily-limit-reached`
+    repeat_threshold: Annotated[int, Field(ge=0, le=1000)] = 3  # 0: no repeat limit
+    repeat_window_hours: Annotated[float, Field(gt=0, le=24 * 31)] = 24.0
+    repeat_action: RepeatAction = RepeatAction.ROUTE
+    repeat_route: str | None = "escalation"
+    exempt_numbers: list[str] = []
+    exempt_prefixes: list[str] = []
+
+    @field_validator("exempt_numbers")
+    @classmethod
+    def _numbers(cls, v: list[str]) -> list[str]:
+        for n in v:
+            if normalise(n) is None:
+                raise ValueError(f"not a phone number: {n!r}")
+        return v
+
+    @field_validator("exempt_prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str]) -> list[str]:
+        for n in v:
+            if not re.fullmatch(r"\+[0-9]{2,15}", n):
+                raise ValueError(f"prefix {n!r}: write it in E.164 form, for example +8150")
+        return v
+
+    @model_validator(mode="after")
+    def _lead(self) -> CapsConfig:
+        if self.warning_lead_s >= self.per_call_minutes * 60:
+            raise ValueError("warning_lead_s must be shorter than per_call_minutes")
+        return self
+
+    def policy(self, region: str = "JP") -> CapPolicy:
+        return CapPolicy(
+            per_call_s=int(self.per_call_minutes * 60),
+            warning_lead_s=self.warning_lead_s,
+            daily_budget_s=int(self.daily_budget_minutes * 60),
+            min_call_s=self.min_call_s,
+            repeat_threshold=self.repeat_threshold,
+            repeat_window_s=int(self.repeat_window_hours * 3600),
+            repeat_action=self.repeat_action,
+            exempt_numbers=frozenset(n for x in self.exempt_numbers if (n := normalise(x, region))),
+            exempt_prefixes=tuple(self.exempt_prefixes),
+        )
+
+
+class AmiConfig(_Model):
+    host: str = ""  # empty: no AMI (accounting from the hang-up handler only)
+    port: Annotated[int, Field(ge=1, le=65535)] = 5038
+    username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "ivr-guard"
+    secret_file: str = ""  # else the IVR_AMI_SECRET environment variable
+    secret: str = Field(default="", repr=False, exclude=True)  # filled in at load, never in TOML
+    action_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    ping_interval_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    cdr_grace_s: Annotated[float, Field(ge=0, le=60)] = 2.0  # let the hang-up handler land first
+
+    @field_validator("secret")
+    @classmethod
+    def _no_secret_in_file(cls, v: str) -> str:
+        if v:
+            raise ValueError("put the AMI secret in IVR_AMI_SECRET or secret_file, not here")
+        return v
+
+
+class MqttConfig(_Model):
+    host: str = ""  # empty: alerts are only logged
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str = ""
+    password: str = Field(default="", repr=False, exclude=True)  # IVR_MQTT_PASSWORD
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
+        "ivr/alerts"
+    )
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,23}$")] = ""
+    queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    retry_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    @field_validator("password")
+    @classmethod
+    def _no_password_in_file(cls, v: str) -> str:
+        if v:
+            raise ValueError("put the MQTT password in IVR_MQTT_PASSWORD, not here")
+        return v
+
+
+class HarassmentConfig(_Model):
+    default_category: str = "abusive-language"
+    propose_block: bool = True
+
+    @field_validator("default_category")
+    @classmethod
+    def _category(cls, v: str) -> str:
+        if v not in BY_CODE:
+            raise ValueError(f"unknown category {v!r} (see `ivr blocklist categories`)")
+        return v
+
+
 class PromptsConfig(_Model):
     language: Literal["ja", "en"] = "ja"
     sound_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "ivr-guard"
@@ -223,6 +325,7 @@ def _default_routes() -> dict[str, RouteConfig]:
         "sales": RouteConfig(dial="PJSIP/sales"),
         "support": RouteConfig(dial="PJSIP/support"),
         "operator": RouteConfig(dial="PJSIP/operator"),
+        "escalation": RouteConfig(dial="PJSIP/escalation"),
     }
 
 
@@ -239,6 +342,10 @@ class Config(_Model):
     recording: RecordingConfig = RecordingConfig()
     prompts: PromptsConfig = PromptsConfig()
     blocklist: BlocklistConfig = BlocklistConfig()
+    caps: CapsConfig = CapsConfig()
+    ami: AmiConfig = AmiConfig()
+    mqtt: MqttConfig = MqttConfig()
+    harassment: HarassmentConfig = HarassmentConfig()
     supervisors: dict[str, Role] = {}
 
     @field_validator("supervisors")
@@ -265,6 +372,12 @@ class Config(_Model):
             refs["menu.fallback_route"] = self.menu.fallback_route
         if self.hours.closed_route:
             refs["hours.closed_route"] = self.hours.closed_route
+        if self.caps.exhausted_route:
+            refs["caps.exhausted_route"] = self.caps.exhausted_route
+        if self.caps.repeat_action is RepeatAction.ROUTE:
+            if not self.caps.repeat_route:
+                raise ValueError("caps.repeat_route: needed when repeat_action is 'route'")
+            refs["caps.repeat_route"] = self.caps.repeat_route
         for key, route in refs.items():
             if route not in self.routes:
                 raise ValueError(f"{key}: unknown route {route!r} (not in [routes])")
@@ -289,8 +402,6 @@ class Config(_Model):
         return ScreeningPolicy(self.screening.withheld, self.screening.unavailable)
 
     def screening_by_dialled(self) -> dict[str, ScreeningPolicy]:
-        from ivr.core.caller import normalise
-
         out: dict[str, ScreeningPolicy] = {}
         for number, rule in self.screening.by_dialled.items():
             key = normalise(number, self.screening.region) or number
@@ -322,6 +433,12 @@ class Config(_Model):
 
 # Prompts the handlers play themselves, whatever the configuration says.
 FIXED_PROMPTS = (
+    "time-warning",
+    "time-limit-reached",
+    "daily-limit-reached",
+    "repeat-limit",
+    "repeat-refused",
+    "harassment-end",
     "recording-notice",
     "harassment-policy",
     "anonymous-rejected",
@@ -365,12 +482,35 @@ def build_config(
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
     data_dir = env.get("IVR_DATA_DIR") or cfg.data_dir or str(default_data_dir())
-    cfg = cfg.model_copy(update={"data_dir": data_dir})
+    cfg = cfg.model_copy(
+        update={
+            "data_dir": data_dir,
+            "ami": cfg.ami.model_copy(update={"secret": _ami_secret(cfg.ami, env)}),
+            "mqtt": cfg.mqtt.model_copy(update={"password": env.get("IVR_MQTT_PASSWORD", "")}),
+        }
+    )
     if catalog is not None:
         for key, pid in cfg.prompt_ids().items():
             if pid not in catalog:
                 raise ConfigError(f"{key}: prompt {pid!r} is not in the prompt catalog")
     return cfg
+
+
+def _ami_secret(ami: AmiConfig, env: Mapping[str, str]) -> str:
+    """The AMI secret: IVR_AMI_SECRET, or a file only its owner can read."""
+    if env.get("IVR_AMI_SECRET"):
+        return env["IVR_AMI_SECRET"]
+    if not ami.secret_file:
+        return ""
+    path = Path(ami.secret_file)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"ami.secret_file: cannot read {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(f"ami.secret_file: {path} is readable by others; chmod 600 it")
+    return text
 
 
 def load_config(

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 # AGI script names (the path of agi://host:port/NAME).
 SCRIPT_INBOUND = "inbound"
-SCRIPTS = (SCRIPT_INBOUND,)
+SCRIPT_HANGUP = "hangup"  # hang-up handler of a routed call: its talk time
+SCRIPT_HARASSMENT = "harassment"  # the agent's feature code
+SCRIPTS = (SCRIPT_INBOUND, SCRIPT_HANGUP, SCRIPT_HARASSMENT)
 
 # Dialplan contexts shipped in dialplan/ivr-guard.conf.
 CONTEXT_INBOUND = "ivr-guard-inbound"
 CONTEXT_FAILOPEN = "ivr-guard-failopen"
-CONTEXTS = (CONTEXT_INBOUND, CONTEXT_FAILOPEN)
+CONTEXT_HANGUP = "ivr-guard-hangup"
+CONTEXT_FEATURE = "ivr-guard-feature-harassment"
+CONTEXT_HARASSMENT_END = "ivr-guard-harassment-end"  # AMI Redirect target: prompt, hang up
+CONTEXT_END = "ivr-guard-end"  # AMI Redirect target for a plain end: goodbye, hang up
+CONTEXTS = (
+    CONTEXT_INBOUND,
+    CONTEXT_FAILOPEN,
+    CONTEXT_HANGUP,
+    CONTEXT_FEATURE,
+    CONTEXT_HARASSMENT_END,
+    CONTEXT_END,
+)
+# The features.conf applicationmap entry the dialplan enables on routed calls.
+FEATURE_HARASSMENT = "ivrguard-harassment"
 
 # Channel variables the inbound handler sets and the dialplan reads.
 VAR_DECISION = "IVR_DECISION"  # "route" or "hangup"
@@ -19,6 +34,9 @@ VAR_DIAL = "IVR_DIAL"  # what Dial() dials for that route
 VAR_DIAL_TIMEOUT = "IVR_DIAL_TIMEOUT"  # seconds Dial() rings
 VAR_CALL_ID = "IVR_CALL_ID"  # our call id
 VAR_RECORDING = "IVR_RECORDING"  # recording file path, empty when not recorded
+VAR_LIMIT_MS = "IVR_LIMIT_MS"  # Dial L() limit in ms; empty: no limit (exempt caller)
+VAR_WARNING_MS = "IVR_WARNING_MS"  # warn this many ms before the end; empty: no warning
+VAR_SOUNDS = "IVR_SOUNDS"  # <sound_prefix>/<language>: where the dialplan's prompts are
 
 DECISION_ROUTE = "route"
 DECISION_HANGUP = "hangup"
@@ -26,6 +44,9 @@ DECISION_HANGUP = "hangup"
 DECISION_VARS = (
     VAR_CALL_ID,
     VAR_RECORDING,
+    VAR_LIMIT_MS,
+    VAR_WARNING_MS,
+    VAR_SOUNDS,
     VAR_ROUTE,
     VAR_DIAL,
     VAR_DIAL_TIMEOUT,

@@ -77,6 +77,8 @@ async def make_service(
         data: dict[str, Any] = {
             "data_dir": str(tmp_path / "data"),
             "database": {"url": url or db_url},
+            # Most tests call from one number many times; caps tests set their own [caps].
+            "caps": {"repeat_threshold": 0},
         }
         for key, value in (overrides or {}).items():
             data[key] = value

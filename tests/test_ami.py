@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from ivr.ami.client import AmiAuthError, AmiClient, AmiSettings, AmiTimeout, AmiUnavailable
+from ivr.ami.client import (
+    AmiAuthError,
+    AmiClient,
+    AmiError,
+    AmiSettings,
+    AmiTimeout,
+    AmiUnavailable,
+)
 from ivr.sim.fake_ami import FakeAmi, split_messages
 
 RAW = Path(__file__).parent / "fixtures" / "asterisk22" / "ami-events.raw"
@@ -108,6 +115,7 @@ async def test_reconnects_after_the_server_drops_and_keeps_handlers(fake: FakeAm
         logins.append(c.connects)
 
     client.on_connect(resync)
+    fake.channels = [{"Channel": "PJSIP/trunk-00000001", "Uniqueid": "1795352340.30"}]
     async with running(client):
         await client.wait_connected(5)
         await fake.drop_all()
@@ -125,6 +133,10 @@ async def test_reconnects_after_the_server_drops_and_keeps_handlers(fake: FakeAm
             },
         )
         assert resp["Message"] == "Redirect successful"
+        with pytest.raises(AmiError, match="Channel specified does not exist"):
+            await client.action("Redirect", {"Channel": "PJSIP/gone-00000009"})
+        listed = await client.action_list("CoreShowChannels")
+        assert [m["Uniqueid"] for m in listed] == ["1795352340.30"]
     assert logins == [1, 2]
 
 

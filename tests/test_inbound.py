@@ -34,10 +34,18 @@ def decision_vars(
     timeout: str = "",
     reason: str,
     decision: str,
+    limit: str | None = None,
+    warning: str | None = None,
 ) -> list[str]:
+    """The decision variables in the order they are set; a routed call defaults to the 60-minute
+    cap with a 60-second warning."""
+    routed = decision == "route"
     values = [
         ("IVR_CALL_ID", call_id),
         ("IVR_RECORDING", recording),
+        ("IVR_LIMIT_MS", limit if limit is not None else ("3600000" if routed else "")),
+        ("IVR_WARNING_MS", warning if warning is not None else ("60000" if routed else "")),
+        ("IVR_SOUNDS", "ivr-guard/ja"),
         ("IVR_ROUTE", route),
         ("IVR_DIAL", dial),
         ("IVR_DIAL_TIMEOUT", timeout),
@@ -278,7 +286,7 @@ async def test_timeouts_until_retries_run_out(make_service: Any) -> None:
 async def test_menu_fallback_route_after_retries(make_service: Any) -> None:
     svc: Service = await make_service({"menu": {"retries": 0, "fallback_route": "operator"}})
     rec = await svc.fake.call(Channel(), CallerScript(digits=["7"]))
-    assert rec.commands[-9:] == [
+    assert rec.commands[-12:] == [
         GET_MENU,
         stream("goodbye"),
         *decision_vars(
@@ -426,6 +434,6 @@ async def test_database_unavailable_fails_open(
         *routed_tail("call0001", "sales", "PJSIP/sales"),
     ]
     assert svc.app.inbound.db_failures == 1
-    assert "database unavailable, blocklist check fails open" in caplog.text
+    assert "database unavailable, blocklist and caps fail open" in caplog.text
     # The call's writes are kept for when the database returns, not dropped.
     assert svc.app.journal.backlog == 2 and svc.app.journal.dropped == 0

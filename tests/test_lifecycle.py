@@ -13,7 +13,7 @@ from ivr.db.calls import get_call
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.conftest import Service
 
-FULL_FLOW_COMMANDS = 13  # ANSWER .. IVR_DECISION for a caller who presses 1
+FULL_FLOW_COMMANDS = 16  # ANSWER .. IVR_DECISION for a caller who presses 1
 
 
 def _fds() -> int:

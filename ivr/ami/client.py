@@ -126,9 +126,22 @@ class AmiClient:
         """Send an action and return its response; AmiError when it fails or times out."""
         if self._manager is None or not self._ready.is_set():
             raise AmiUnavailable(f"{name}: not connected to AMI")
-        return await self._send(self._manager, name, fields or {})
+        first, _ = await self._send(self._manager, name, fields or {})
+        return first
 
-    async def _send(self, manager: _Manager, name: str, fields: Mapping[str, object]) -> Message:
+    async def action_list(
+        self, name: str, fields: Mapping[str, object] | None = None
+    ) -> list[Message]:
+        """Send an action answered by an event list; the events, without the response and the
+        closing `...Complete` event."""
+        if self._manager is None or not self._ready.is_set():
+            raise AmiUnavailable(f"{name}: not connected to AMI")
+        _, rest = await self._send(self._manager, name, fields or {})
+        return [m for m in rest if not m.get("Event", "").endswith("Complete")]
+
+    async def _send(
+        self, manager: _Manager, name: str, fields: Mapping[str, object]
+    ) -> tuple[Message, list[Message]]:
         data = {"Action": name, **_check_fields(fields)}
         fut: asyncio.Future[Any] = manager.send_action(data)
         self._pending.add(fut)
@@ -141,11 +154,12 @@ class AmiClient:
             ) from None
         finally:
             self._pending.discard(fut)
+        rest: list[Message] = []
         if isinstance(resp, list):
-            resp = resp[0]
+            resp, rest = resp[0], resp[1:]
         if resp.get("Response", "").lower() == "error":
             raise AmiError(f"{name}: {resp.get('Message', 'error')}")
-        return resp
+        return resp, rest
 
     # the connection loop ------------------------------------------------------------------
     async def run(self) -> None:
@@ -186,7 +200,7 @@ class AmiClient:
         await asyncio.sleep(0)  # let panoramisk's connection_made set up its protocol
         self._manager = manager
         try:
-            resp = await self._send(
+            resp, _ = await self._send(
                 manager, "Login", {"Username": s.username, "Secret": s.secret, "Events": "on"}
             )
         except AmiError as exc:

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from ivr.core.blocklist import BlockEntry
 from ivr.core.caller import Caller, CallerClass
+from ivr.core.caps import Assessment, Outcome, RepeatAction
 from ivr.core.hours import OpenState
 
 
@@ -35,12 +36,15 @@ class Reason(StrEnum):
     BLOCKED = "blocked"
     AFTER_HOURS = "after-hours"
     HOLIDAY = "holiday"
+    DAILY_LIMIT = "daily-limit"
+    REPEAT = "repeat-calls"
     MENU = "menu"
 
 
 @dataclass(frozen=True)
 class Screen:
-    """`proceed` → go on to the notices and the menu; otherwise play `prompt` and end or route."""
+    """`proceed` → go on to the notices, then the menu (or, with `route`, play `prompt` and ring
+    `route` without the menu); otherwise play `prompt` and end or route."""
 
     proceed: bool
     reason: Reason
@@ -56,14 +60,25 @@ class ClosedPolicy:
     route: str | None = None
 
 
+@dataclass(frozen=True)
+class CapRouting:
+    """Where callers stopped by the daily budget or the repeat limit go."""
+
+    exhausted_route: str | None = None
+    repeat_action: RepeatAction = RepeatAction.ROUTE
+    repeat_route: str | None = None
+
+
 def screen(
     caller: Caller,
     policy: ScreeningPolicy,
     block: BlockEntry | None,
     state: OpenState,
     closed: ClosedPolicy,
+    caps: Assessment | None = None,
+    cap_routing: CapRouting = CapRouting(),
 ) -> Screen:
-    """Withheld, then unavailable, then blocklist, then business hours."""
+    """Withheld, unavailable, blocklist, business hours, daily budget, then repeat calls."""
     if caller.cls is CallerClass.WITHHELD and policy.withheld is Policy.REJECT:
         return Screen(False, Reason.WITHHELD, prompt="anonymous-rejected")
     if caller.cls is CallerClass.UNAVAILABLE and policy.unavailable is Policy.REJECT:
@@ -78,4 +93,13 @@ def screen(
         return Screen(
             False, Reason.AFTER_HOURS, prompt=closed.after_hours_prompt, route=closed.route
         )
+    if caps is not None and caps.outcome is Outcome.DAILY_LIMIT:
+        r = cap_routing.exhausted_route
+        return Screen(False, Reason.DAILY_LIMIT, prompt="daily-limit-reached", route=r)
+    if caps is not None and caps.outcome is Outcome.REPEAT:
+        if cap_routing.repeat_action is RepeatAction.ROUTE and cap_routing.repeat_route:
+            return Screen(
+                True, Reason.REPEAT, prompt="repeat-limit", route=cap_routing.repeat_route
+            )
+        return Screen(False, Reason.REPEAT, prompt="repeat-refused")
     return Screen(True, Reason.MENU)

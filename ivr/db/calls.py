@@ -5,12 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Integer,
+    String,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.core.blocklist import BlockEntry, EntryStatus
-from ivr.db.models import blocklist_entries, calls
+from ivr.core.caps import Usage, ended_at_cap
+from ivr.db.models import UtcDateTime, blocklist_entries, calls
+
+ROUTED = "route"
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,7 @@ class CallStart:
     caller_class: str
     dialled: str
     started_at: datetime
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,28 @@ class CallOutcome:
     ended_at: datetime | None
     end_reason: str | None
     duration_s: float | None = None
+    limit_s: int | None = None
+
+
+@dataclass(frozen=True)
+class TalkReport:
+    """A call's talk time as Asterisk reported it; identifies the call by id or channel."""
+
+    talk_s: float
+    source: str  # hangup-handler | ami-cdr
+    at: datetime
+    call_id: str | None = None
+    uniqueid: str | None = None
+    end_reason: str | None = None  # None: cap-reached or completed, from the talk time
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A channel hung up (AMI Hangup): the call ended, its talk time may come later."""
+
+    uniqueid: str
+    at: datetime
+    end_reason: str
 
 
 async def insert_call(conn: AsyncConnection, start: CallStart) -> None:
@@ -76,3 +115,165 @@ async def blocklist_candidates(conn: AsyncConnection, patterns: Sequence[str]) -
 async def get_call(conn: AsyncConnection, call_id: str) -> dict[str, object] | None:
     row = (await conn.execute(select(calls).where(calls.c.call_id == call_id))).first()
     return dict(row._mapping) if row else None
+
+
+def _by(call_id: str | None, uniqueid: str | None) -> Any:
+    if call_id:
+        return calls.c.call_id == call_id
+    if uniqueid:
+        return calls.c.uniqueid == uniqueid
+    raise ValueError("a talk report needs a call id or a uniqueid")
+
+
+async def account(conn: AsyncConnection, r: TalkReport) -> str | None:
+    """Record a routed call's talk time once; the call id when this report counted.
+
+    The conditional UPDATE (`talk_s IS NULL`) makes a repeated or concurrent report a no-op on
+    every backend, so the hang-up handler and the AMI events may all report the same call.
+    """
+    c = calls.c
+    row = (
+        await conn.execute(
+            select(c.call_id, c.started_at, c.ended_at, c.end_reason, c.limit_s)
+            .where(_by(r.call_id, r.uniqueid), c.decision == ROUTED, c.talk_s.is_(None))
+            .order_by(c.started_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    ended = row.ended_at or r.at
+    reason = row.end_reason or r.end_reason
+    if reason is None:
+        reason = "cap-reached" if ended_at_cap(r.talk_s, row.limit_s) else "completed"
+    res = await conn.execute(
+        update(calls)
+        .where(c.call_id == row.call_id, c.talk_s.is_(None))
+        .values(
+            talk_s=max(0.0, r.talk_s),
+            talk_source=r.source,
+            ended_at=ended,
+            end_reason=reason,
+            duration_s=max(0.0, (ended - row.started_at).total_seconds()),
+        )
+    )
+    return str(row.call_id) if res.rowcount == 1 else None
+
+
+async def close(conn: AsyncConnection, e: Closed) -> int:
+    """Mark a routed call ended (first report wins); talk time is left to `account`."""
+    c = calls.c
+    res = await conn.execute(
+        update(calls)
+        .where(c.uniqueid == e.uniqueid, c.decision == ROUTED, c.ended_at.is_(None))
+        .values(ended_at=e.at, end_reason=e.end_reason)
+    )
+    return int(res.rowcount or 0)
+
+
+async def caller_usage(
+    conn: AsyncConnection, e164: str, day_start: datetime, window_start: datetime, exclude: str
+) -> Usage:
+    """Today's talk time and the calls within the repeat window, other than call `exclude`."""
+    c = calls.c
+    talk = func.coalesce(func.sum(case((c.started_at >= day_start, c.talk_s), else_=0.0)), 0.0)
+    count = func.count(case((c.started_at >= window_start, 1)))
+    row = (
+        await conn.execute(
+            select(talk, count).where(
+                c.caller_e164 == e164,
+                c.started_at >= min(day_start, window_start),
+                c.call_id != exclude,
+            )
+        )
+    ).one()
+    return Usage(float(row[0] or 0.0), int(row[1] or 0))
+
+
+async def screening_facts(
+    conn: AsyncConnection,
+    patterns: Sequence[str],
+    usage_of: tuple[str, datetime, datetime, str] | None,
+) -> tuple[list[BlockEntry], Usage | None]:
+    """`blocklist_candidates` and `caller_usage` in one statement: one round trip per call.
+
+    `usage_of` is (e164, day start, window start, call id to leave out), or None to skip usage.
+    """
+    if usage_of is None:
+        return await blocklist_candidates(conn, patterns), None
+    t, c = blocklist_entries, calls.c
+    e164, day_start, window_start, exclude = usage_of
+    entries = select(
+        t.c.id,
+        t.c.pattern,
+        t.c.is_prefix,
+        t.c.status,
+        t.c.expires_at,
+        t.c.action,
+        literal(None, Float).label("talk"),
+        literal(None, Integer).label("n"),
+    ).where(t.c.pattern.in_(list(patterns)), t.c.status == EntryStatus.APPROVED.value)
+    usage = select(
+        literal(None, Integer),
+        literal(None, String),
+        literal(None, Boolean),
+        literal(None, String),
+        literal(None, UtcDateTime()),
+        literal(None, String),
+        func.coalesce(func.sum(case((c.started_at >= day_start, c.talk_s), else_=0.0)), 0.0),
+        func.count(case((c.started_at >= window_start, 1))),
+    ).where(
+        c.caller_e164 == e164,
+        c.started_at >= min(day_start, window_start),
+        c.call_id != exclude,
+    )
+    found: list[BlockEntry] = []
+    used = Usage(0.0, 0)
+    for r in await conn.execute(union_all(entries, usage)):
+        if r.id is None:
+            used = Usage(float(r.talk or 0.0), int(r.n or 0))
+        else:
+            found.append(
+                BlockEntry(
+                    id=r.id,
+                    pattern=r.pattern,
+                    is_prefix=bool(r.is_prefix),
+                    status=EntryStatus(r.status),
+                    expires_at=r.expires_at,
+                    action=r.action,
+                )
+            )
+    return found, used
+
+
+async def open_calls(conn: AsyncConnection, since: datetime) -> list[dict[str, Any]]:
+    """Routed calls started since `since` with no end recorded: the calls in progress."""
+    c = calls.c
+    rows = await conn.execute(
+        select(calls)
+        .where(c.decision == ROUTED, c.ended_at.is_(None), c.started_at >= since)
+        .order_by(c.started_at)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def caller_calls(
+    conn: AsyncConnection, e164: str, since: datetime, limit: int = 50
+) -> list[dict[str, Any]]:
+    c = calls.c
+    rows = await conn.execute(
+        select(calls)
+        .where(c.caller_e164 == e164, c.started_at >= since)
+        .order_by(c.started_at.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def hold(conn: AsyncConnection, call_id: str, note: str, end_reason: str | None) -> int:
+    """Put a call (and so its recording) on legal hold; optionally record why it ended."""
+    values: dict[str, Any] = {"legal_hold": True, "hold_note": note}
+    if end_reason:
+        values["end_reason"] = end_reason
+    res = await conn.execute(update(calls).where(calls.c.call_id == call_id).values(**values))
+    return int(res.rowcount or 0)

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr.db.calls import CallOutcome, CallStart, insert_call, update_call
+from ivr.db.calls import (
+    CallOutcome,
+    CallStart,
+    Closed,
+    TalkReport,
+    account,
+    close,
+    insert_call,
+    update_call,
+)
 
 log = logging.getLogger("ivr.journal")
 
@@ -27,7 +36,7 @@ class _Outcome:
     outcome: CallOutcome
 
 
-_Op = CallStart | _Outcome
+_Op = CallStart | _Outcome | TalkReport | Closed
 
 
 class CallJournal:
@@ -65,6 +74,13 @@ class CallJournal:
 
     def record_outcome(self, call_id: str, outcome: CallOutcome) -> None:
         self._put(_Outcome(call_id, outcome))
+
+    def record_talk(self, report: TalkReport) -> None:
+        """Talk time from the hang-up handler or AMI; counted once per call (see `account`)."""
+        self._put(report)
+
+    def record_closed(self, closed: Closed) -> None:
+        self._put(closed)
 
     def _put(self, op: _Op) -> None:
         if len(self._pending) >= self._max_pending:
@@ -134,8 +150,13 @@ class CallJournal:
             for op in batch:
                 if isinstance(op, CallStart):
                     await insert_call(conn, op)
-                else:
+                elif isinstance(op, _Outcome):
                     await update_call(conn, op.call_id, op.outcome)
+                elif isinstance(op, TalkReport):
+                    counted = await account(conn, op)
+                    log.debug("talk %s for %s: counted=%s", op.source, op.call_id, counted)
+                else:
+                    await close(conn, op)
 
     async def _apply_one_by_one(self, batch: list[_Op]) -> None:
         """A batch with a bad write: store the good ones, log and skip the bad one."""

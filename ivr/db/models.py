@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -62,7 +63,15 @@ calls = Table(
     Column("ended_at", UtcDateTime()),
     Column("duration_s", Float),
     Column("end_reason", String(24)),
+    # Issue 4: caps, accounting and harassment end.
+    Column("channel", String(80)),  # Asterisk's channel name, for AMI Redirect
+    Column("limit_s", Integer),  # the talk-time limit Asterisk was given; NULL: none
+    Column("talk_s", Float),  # real talk time, written once (NULL until accounted)
+    Column("talk_source", String(16)),  # hangup-handler | ami-cdr | unobserved
+    Column("legal_hold", Boolean, nullable=False, default=False, server_default=false()),
+    Column("hold_note", Text),
     Index("ix_calls_uniqueid", "uniqueid"),
+    Index("ix_calls_started", "started_at"),
     Index("ix_calls_linkedid", "linkedid"),
     Index("ix_calls_caller_started", "caller_e164", "started_at"),
 )

@@ -8,26 +8,39 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import names
 from ivr.agi.session import AgiHangup, AgiSession
+from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
 from ivr.config import Config
-from ivr.core import menu
+from ivr.core import caps, menu
+from ivr.core.alerts import Alert, AlertType
 from ivr.core.blocklist import BlockEntry, candidate_patterns, match
 from ivr.core.caller import MAX_RAW_KEPT, Caller, CallerClass, classify, normalise
 from ivr.core.hours import open_state
-from ivr.core.screening import Reason, Screen, policy_for, screen
+from ivr.core.screening import CapRouting, Reason, Screen, policy_for, screen
 from ivr.db import calls as calls_repo
 from ivr.db.journal import CallJournal
+from ivr.events.publisher import AlertSink
 from ivr.prompts import sound_path
 
 log = logging.getLogger("ivr.inbound")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Asterisk channel names (PJSIP/trunk-0000001a, Local/s@ctx-00000002;2): kept for AMI Redirect.
+SAFE_CHANNEL = re.compile(r"^[A-Za-z0-9/@;:._+-]{1,80}$")
+_ALERT_FOR = {
+    Reason.WITHHELD: AlertType.WITHHELD,
+    Reason.UNAVAILABLE: AlertType.UNAVAILABLE,
+    Reason.BLOCKED: AlertType.BLOCKED,
+    Reason.DAILY_LIMIT: AlertType.DAILY_LIMIT,
+    Reason.REPEAT: AlertType.REPEAT_LIMIT,
+}
 DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
 
 
@@ -48,6 +61,8 @@ class _Result:
     entry_id: int | None = None
     recording: str | None = None
     hung_up: bool = False
+    limit_s: int | None = None
+    warning_s: int | None = None
 
 
 class InboundHandler:
@@ -59,13 +74,21 @@ class InboundHandler:
         engine: AsyncEngine,
         journal: CallJournal,
         clock: Clock,
+        alerts: AlertSink,
+        monitor: CallMonitor,
         new_id: Callable[[], str] = new_call_id,
     ) -> None:
         self._cfg = cfg
         self._engine = engine
         self._journal = journal
         self._clock = clock
+        self._alerts = alerts
+        self._monitor = monitor
         self._new_id = new_id
+        self._caps = cfg.caps.policy(cfg.screening.region)
+        self._zone = cfg.hours.zone()
+        c = cfg.caps
+        self._cap_routing = CapRouting(c.exhausted_route, c.repeat_action, c.repeat_route)
         self._menu = cfg.menu_spec()
         self._schedule = cfg.hours.schedule()
         self._policy = cfg.screening_default()
@@ -75,21 +98,33 @@ class InboundHandler:
         self.db_failures = 0
 
     # facts --------------------------------------------------------------------------------
-    async def _lookup(self, call_id: str, patterns: list[str]) -> list[BlockEntry]:
-        """Blocklist candidates for the caller; fails open (empty) when the DB does not answer."""
-        if not patterns:
-            return []
+    async def _lookup(
+        self, call_id: str, e164: str | None, now: datetime
+    ) -> tuple[list[BlockEntry], caps.Usage | None]:
+        """Blocklist candidates and the caller's usage, in one connection.
 
-        async def work() -> list[BlockEntry]:
+        Fails open when the database does not answer: no blocklist match, no per-caller caps
+        (the per-call cap still applies).
+        """
+        if e164 is None:
+            return [], None
+        patterns = candidate_patterns(e164, self._cfg.screening.blocklist_min_prefix_len)
+        day, window = caps.usage_since(now, self._zone, self._caps)
+
+        usage_of = None if caps.is_exempt(e164, self._caps) else (e164, day, window, call_id)
+
+        async def work() -> tuple[list[BlockEntry], caps.Usage | None]:
             async with self._engine.connect() as conn:
-                return await calls_repo.blocklist_candidates(conn, patterns)
+                return await calls_repo.screening_facts(conn, patterns, usage_of)
 
         try:
             return await asyncio.wait_for(work(), self._cfg.database.timeout_s)
         except DB_ERRORS as exc:
             self.db_failures += 1
-            log.error("call %s: database unavailable, blocklist check fails open: %r", call_id, exc)
-            return []
+            log.error(
+                "call %s: database unavailable, blocklist and caps fail open: %r", call_id, exc
+            )
+            return [], None
 
     # call flow ----------------------------------------------------------------------------
     def _caller(self, session: AgiSession) -> Caller:
@@ -138,9 +173,13 @@ class InboundHandler:
 
     async def _set_decision(self, session: AgiSession, call_id: str, res: _Result) -> None:
         route_cfg = self._cfg.routes.get(res.route or "")
+        limit = res.limit_s if res.decision == names.DECISION_ROUTE else None
         values = {
             names.VAR_CALL_ID: call_id,
             names.VAR_RECORDING: res.recording or "",
+            names.VAR_LIMIT_MS: str(limit * 1000) if limit is not None else "",
+            names.VAR_WARNING_MS: str(res.warning_s * 1000) if limit and res.warning_s else "",
+            names.VAR_SOUNDS: f"{self._cfg.prompts.sound_prefix}/{self._cfg.prompts.language}",
             names.VAR_ROUTE: res.route or "",
             names.VAR_DIAL: route_cfg.dial if route_cfg else "",
             names.VAR_DIAL_TIMEOUT: str(route_cfg.timeout_s) if route_cfg else "",
@@ -157,7 +196,7 @@ class InboundHandler:
         res.route = scr.route
         res.decision = names.DECISION_ROUTE if scr.route else names.DECISION_HANGUP
 
-    async def _proceed(self, session: AgiSession, call_id: str, res: _Result) -> None:
+    async def _proceed(self, session: AgiSession, call_id: str, scr: Screen, res: _Result) -> None:
         await session.answer()
         rec = self._cfg.recording
         if rec.enabled:
@@ -167,6 +206,12 @@ class InboundHandler:
             res.recording = path
         await self._play(session, "recording-notice")
         await self._play(session, "harassment-policy")
+        if scr.route:  # the repeat limit's escalation: no menu
+            if scr.prompt:
+                await self._play(session, scr.prompt)
+            res.route = scr.route
+            res.decision = names.DECISION_ROUTE
+            return
         outcome = await self._run_menu(session)
         if isinstance(outcome, menu.Routed):
             res.route, res.reason = outcome.route, Reason.MENU.value
@@ -183,6 +228,7 @@ class InboundHandler:
         call_id = self._new_id()
         caller = self._caller(session)
         uniqueid = _safe_token(env.get("uniqueid"))
+        channel = env.get("channel")
         args = env.args
         linkedid = _safe_token(args[1]) if len(args) > 1 and args[1] else uniqueid
         start = calls_repo.CallStart(
@@ -195,18 +241,30 @@ class InboundHandler:
             caller_class=caller.cls.value,
             dialled=self._dialled(session)[:32],
             started_at=now,
-        )
-        patterns = (
-            candidate_patterns(caller.e164, self._cfg.screening.blocklist_min_prefix_len)
-            if caller.e164
-            else []
+            channel=channel if SAFE_CHANNEL.match(channel) else None,
         )
         self._journal.record_start(start)
-        entries = await self._lookup(call_id, patterns)
+        entries, usage = await self._lookup(call_id, caller.e164, now)
         block = match(caller.e164, entries, now) if caller.e164 else None
         policy = policy_for(start.dialled, self._policy, self._by_dialled)
-        scr = screen(caller, policy, block, open_state(now, self._schedule), self._closed)
+        assessment = caps.assess(caller.e164, usage, self._caps)
+        scr = screen(
+            caller,
+            policy,
+            block,
+            open_state(now, self._schedule),
+            self._closed,
+            assessment,
+            self._cap_routing,
+        )
         res = _Result(reason=scr.reason.value, entry_id=scr.entry_id)
+        if scr.reason is Reason.DAILY_LIMIT and scr.route:
+            res.limit_s = self._caps.per_call_s  # the escalation team gets the per-call cap
+        else:
+            res.limit_s = assessment.limit_s
+        if res.limit_s is not None:
+            res.warning_s = caps.warning_for(res.limit_s, self._caps.warning_lead_s)
+        self._alert_screen(call_id, caller.e164, now, scr, assessment)
         log.info(
             "call %s uniqueid=%s class=%s screen=%s",
             call_id,
@@ -218,10 +276,12 @@ class InboundHandler:
             if session.tainted:
                 await session.resync()
             if scr.proceed:
-                await self._proceed(session, call_id, res)
+                await self._proceed(session, call_id, scr, res)
             else:
                 await self._screened_out(session, scr, res)
             await self._set_decision(session, call_id, res)
+            if res.decision == names.DECISION_ROUTE and res.limit_s is not None:
+                self._monitor.routed(call_id, uniqueid, caller.e164, res.limit_s, res.warning_s)
         except AgiHangup:
             res.hung_up = True
             raise
@@ -242,5 +302,30 @@ class InboundHandler:
                 if res.hung_up
                 else (None if ended is None else "ivr-ended"),
                 duration_s=(ended - now).total_seconds() if ended else None,
+                limit_s=res.limit_s if res.decision == names.DECISION_ROUTE else None,
             )
             self._journal.record_outcome(call_id, outcome)
+
+    def _alert_screen(
+        self,
+        call_id: str,
+        e164: str | None,
+        now: datetime,
+        scr: Screen,
+        assessment: caps.Assessment,
+    ) -> None:
+        kind = _ALERT_FOR.get(scr.reason)
+        if kind is None:
+            return
+        details: dict[str, str | int | float | None] = {"route": scr.route}
+        elapsed: float | None = None
+        cap: int | None = None
+        if kind is AlertType.BLOCKED:
+            details["entry_id"] = scr.entry_id
+        elif kind is AlertType.DAILY_LIMIT:
+            elapsed, cap = assessment.used_s, self._caps.daily_budget_s
+        elif kind is AlertType.REPEAT_LIMIT:
+            details["calls_in_window"] = assessment.calls_in_window
+            details["window_s"] = self._caps.repeat_window_s
+            details["action"] = "route" if scr.proceed else "refuse"
+        self._alerts.raise_alert(Alert(kind, call_id, e164, now, elapsed, cap, details))

@@ -33,6 +33,8 @@ class FakeAmi:
         self.actions: list[dict[str, str]] = []
         self.answering = True
         self.logins = 0
+        # Live channels for CoreShowChannels: dicts with at least Channel, Uniqueid, Linkedid.
+        self.channels: list[dict[str, str]] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,7 +125,30 @@ class FakeAmi:
                 ]
             )
         if name == "redirect":
+            if not any(ch.get("Channel") == action.get("Channel") for ch in self.channels):
+                return frame(
+                    [("Response", "Error"), *aid, ("Message", "Channel specified does not exist")]
+                )
             return frame([("Response", "Success"), *aid, ("Message", "Redirect successful")])
+        if name == "coreshowchannels":
+            out = frame(
+                [
+                    ("Response", "Success"),
+                    *aid,
+                    ("EventList", "start"),
+                    ("Message", "Channels will follow"),
+                ]
+            )
+            for ch in self.channels:
+                out += frame([("Event", "CoreShowChannel"), *aid, *ch.items()])
+            return out + frame(
+                [
+                    ("Event", "CoreShowChannelsComplete"),
+                    *aid,
+                    ("EventList", "Complete"),
+                    ("ListItems", str(len(self.channels))),
+                ]
+            )
         return frame(
             [
                 ("Response", "Error"),

@@ -1,0 +1,1 @@
+"""Calls in progress: cap timers, and ending a call for harassment."""

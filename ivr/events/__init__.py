@@ -1,0 +1,1 @@
+"""Domain events leaving the service: supervisor alerts over MQTT."""

@@ -1,0 +1,59 @@
+"""The `hangup` AGI script: a routed call's hang-up handler reports its real talk time.
+
+Arguments (dialplan/ivr-guard.conf): our call id, Dial's `ANSWEREDTIME` (seconds, empty when
+nobody answered) and `DIALSTATUS`. The channel is already dead: no commands are sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from ivr.agi.session import AgiSession
+from ivr.calls.monitor import CallMonitor
+from ivr.clock import Clock
+from ivr.db.calls import TalkReport
+from ivr.db.journal import CallJournal
+
+log = logging.getLogger("ivr.hangup")
+
+CALL_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_DIAL_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION", "CANCEL"})
+
+
+def talk_seconds(text: str) -> float | None:
+    """`ANSWEREDTIME` as seconds; None when it is not a number (never answered: empty)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < 10**7 else None
+
+
+class HangupHandler:
+    def __init__(self, journal: CallJournal, monitor: CallMonitor, clock: Clock) -> None:
+        self._journal = journal
+        self._monitor = monitor
+        self._clock = clock
+
+    async def __call__(self, session: AgiSession) -> None:
+        args = session.env.args
+        call_id = args[0] if args else ""
+        if not CALL_ID.match(call_id):
+            log.warning("hangup handler without a valid call id from %s", session.peer)
+            return
+        answered = talk_seconds(args[1]) if len(args) > 1 else None
+        status = args[2] if len(args) > 2 else ""
+        reason = None
+        if answered is None:
+            reason = f"dial-{status.lower()}" if status in _DIAL_STATUSES else "not-answered"
+        self._monitor.ended(call_id=call_id)
+        self._journal.record_talk(
+            TalkReport(
+                answered or 0.0,
+                "hangup-handler",
+                self._clock.now(),
+                call_id=call_id,
+                end_reason=reason,
+            )
+        )
