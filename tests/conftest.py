@@ -23,6 +23,7 @@ from ivr.db import migrate
 from ivr.db.engine import create_engine
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
+from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
 from tests.pg import PgServer
 
@@ -82,7 +83,7 @@ async def make_service(
         }
         for key, value in (overrides or {}).items():
             data[key] = value
-        cfg = build_config(data, {}, catalog)
+        cfg = build_config(data, os.environ, catalog)
         engine = create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
         clock = FixedClock(at)
         app = build_app(cfg, clock=clock, engine=engine, new_id=lambda: f"call{next(counter):04d}")
@@ -120,3 +121,22 @@ async def pg_url(pg_server: PgServer) -> str:
 
 
 _pg_counter = itertools.count(1)
+
+
+@dataclass
+class AmiFixture:
+    server: FakeAmi
+    config: dict[str, Any]
+
+
+@pytest.fixture
+async def fake_ami(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AmiFixture]:
+    """A fake AMI server and the `[ami]` overrides pointing the service at it."""
+    server = FakeAmi("ivr-guard", "s3cret")
+    await server.start()
+    monkeypatch.setenv("IVR_AMI_SECRET", "s3cret")
+    cfg = {"ami": {"host": "127.0.0.1", "port": server.port, "cdr_grace_s": 0}}
+    try:
+        yield AmiFixture(server, cfg)
+    finally:
+        await server.close()

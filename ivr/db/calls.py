@@ -166,7 +166,7 @@ async def close(conn: AsyncConnection, e: Closed) -> int:
     res = await conn.execute(
         update(calls)
         .where(c.uniqueid == e.uniqueid, c.decision == ROUTED, c.ended_at.is_(None))
-        .values(ended_at=e.at, end_reason=e.end_reason)
+        .values(ended_at=e.at, end_reason=func.coalesce(c.end_reason, e.end_reason))
     )
     return int(res.rowcount or 0)
 

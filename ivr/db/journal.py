@@ -154,7 +154,13 @@ class CallJournal:
                     await update_call(conn, op.call_id, op.outcome)
                 elif isinstance(op, TalkReport):
                     counted = await account(conn, op)
-                    log.debug("talk %s for %s: counted=%s", op.source, op.call_id, counted)
+                    log.info(
+                        "talk %.0f s from %s for %s: %s",
+                        op.talk_s,
+                        op.source,
+                        op.call_id or f"uniqueid {op.uniqueid}",
+                        f"counted for call {counted}" if counted else "already counted or none",
+                    )
                 else:
                     await close(conn, op)
 

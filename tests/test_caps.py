@@ -1,0 +1,245 @@
+"""Caps through the fake Asterisk: limits, the daily budget, repeat calls, exempt callers, and
+end-of-call accounting from the hang-up handler and AMI events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ivr.sim.fake_ami import frame
+from ivr.sim.fake_asterisk import CallerScript, Channel
+from tests.conftest import OPEN_TIME, Service
+from tests.test_inbound import GET_MENU, row, stream
+
+NUMBER = "0312345678"
+CAPS: dict[str, Any] = {
+    "per_call_minutes": 60,
+    "warning_lead_s": 60,
+    "daily_budget_minutes": 60,
+    "min_call_s": 60,
+    "repeat_threshold": 0,
+}
+ALWAYS_OPEN: dict[str, Any] = {
+    **{day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    "public_holidays": False,
+    "closed_dates": [],
+}
+
+
+async def call(svc: Service, n: int, *, number: str = NUMBER, digits: str = "1") -> Any:
+    return await svc.fake.call(
+        Channel(callerid=number, uniqueid=f"1795352271.{n}"), CallerScript(digits=[digits])
+    )
+
+
+async def hang_up(svc: Service, call_id: str, talk: str, status: str = "ANSWER") -> None:
+    """What the dialplan's hang-up handler sends: AGI(.../hangup,ID,ANSWEREDTIME,DIALSTATUS)."""
+    rec = await svc.fake.call(Channel(script="hangup", args=(call_id, talk, status)))
+    assert rec.commands == []  # the channel is dead: nothing is sent to it
+    await svc.app.journal.flush()
+
+
+def limits(rec: Any) -> tuple[str, str]:
+    return rec.variables["IVR_LIMIT_MS"], rec.variables["IVR_WARNING_MS"]
+
+
+async def test_a_call_gets_the_per_call_cap(make_service: Any) -> None:
+    svc: Service = await make_service({"caps": {**CAPS, "per_call_minutes": 20}})
+    rec = await call(svc, 1)
+    assert limits(rec) == ("1200000", "60000")
+    assert rec.variables["IVR_SOUNDS"] == "ivr-guard/ja"
+    assert (await row(svc, "call0001"))["limit_s"] == 1200
+
+
+async def test_the_daily_budget_shrinks_by_each_calls_real_talk_time(make_service: Any) -> None:
+    svc: Service = await make_service({"caps": CAPS})
+    rec = await call(svc, 1)
+    assert limits(rec) == ("3600000", "60000")
+    await hang_up(svc, "call0001", "1500")  # 25 minutes with the agent
+    r = await row(svc, "call0001")
+    assert (r["talk_s"], r["talk_source"], r["end_reason"]) == (1500, "hangup-handler", "completed")
+
+    svc.clock.at += timedelta(hours=1)
+    rec = await call(svc, 2)
+    assert limits(rec) == ("2100000", "60000")  # 35 minutes left today
+    await hang_up(svc, "call0002", "2000")
+
+    svc.clock.at += timedelta(hours=1)
+    rec = await call(svc, 3)
+    assert limits(rec) == ("100000", "50000")  # 100 s left: warned half-way
+    await hang_up(svc, "call0003", "100")
+    assert (await row(svc, "call0003"))["end_reason"] == "cap-reached"
+
+    svc.clock.at += timedelta(hours=1)
+    rec = await call(svc, 4)
+    assert rec.commands == ["ANSWER", stream("daily-limit-reached"), *rec.commands[2:]]
+    assert GET_MENU not in rec.commands
+    assert (rec.variables["IVR_DECISION"], rec.variables["IVR_REASON"]) == (
+        "hangup",
+        "daily-limit",
+    )
+    assert limits(rec) == ("", "")
+    r = await row(svc, "call0004")
+    assert (r["decision"], r["reason"], r["limit_s"]) == ("hangup", "daily-limit", None)
+
+    # Another number is not affected; the next calendar day (Tokyo) starts afresh.
+    assert limits(await call(svc, 5, number="0398765432")) == ("3600000", "60000")
+    svc.clock.at = OPEN_TIME + timedelta(days=1)
+    assert limits(await call(svc, 6)) == ("3600000", "60000")
+
+
+async def test_an_exhausted_budget_may_go_to_an_escalation_route(make_service: Any) -> None:
+    svc: Service = await make_service({"caps": {**CAPS, "exhausted_route": "escalation"}})
+    await call(svc, 1)
+    await hang_up(svc, "call0001", "3600")
+    rec = await call(svc, 2)
+    assert stream("daily-limit-reached") in rec.commands
+    assert (rec.variables["IVR_DECISION"], rec.variables["IVR_ROUTE"]) == ("route", "escalation")
+    assert limits(rec) == ("3600000", "60000")  # the escalation team gets the per-call cap
+
+
+@pytest.mark.parametrize("action", ["route", "refuse"])
+async def test_the_fourth_call_in_24_hours_takes_the_repeat_action(
+    make_service: Any, action: str
+) -> None:
+    svc: Service = await make_service(
+        {"caps": {**CAPS, "repeat_threshold": 3, "repeat_action": action}, "hours": ALWAYS_OPEN}
+    )
+    for n in range(1, 4):
+        rec = await call(svc, n)
+        assert rec.variables["IVR_REASON"] == "menu"
+        await svc.app.journal.flush()
+        svc.clock.at += timedelta(hours=7)
+    rec = await call(svc, 4)  # 21 h after the first
+    assert rec.variables["IVR_REASON"] == "repeat-calls"
+    assert GET_MENU not in rec.commands
+    if action == "route":
+        assert rec.commands[:5] == [
+            "ANSWER",
+            'EXEC MixMonitor "/var/spool/asterisk/monitor/ivr-guard/call0004.wav,b"',
+            stream("recording-notice"),
+            stream("harassment-policy"),
+            stream("repeat-limit"),
+        ]
+        assert (rec.variables["IVR_DECISION"], rec.variables["IVR_ROUTE"]) == (
+            "route",
+            "escalation",
+        )
+        assert limits(rec) == ("3600000", "60000")
+    else:
+        assert rec.commands[:2] == ["ANSWER", stream("repeat-refused")]
+        assert rec.variables["IVR_DECISION"] == "hangup"
+    await svc.app.journal.flush()
+    # 25 h after the first call only calls 2, 3 and 4 are in the window: still tripped;
+    # a day later the window has emptied.
+    svc.clock.at += timedelta(days=2)
+    assert (await call(svc, 5)).variables["IVR_REASON"] == "menu"
+
+
+async def test_exempt_numbers_are_never_capped(make_service: Any) -> None:
+    svc: Service = await make_service(
+        {"caps": {**CAPS, "repeat_threshold": 1, "exempt_numbers": ["03-1234-5678"]}}
+    )
+    for n in range(1, 4):
+        rec = await call(svc, n)
+        assert limits(rec) == ("", "")
+        assert rec.variables["IVR_REASON"] == "menu"
+        await hang_up(svc, f"call000{n}", "3600")
+    assert (await row(svc, "call0003"))["limit_s"] is None
+    assert "call0003" not in {w.call_id for w in svc.app.monitor._by_id.values()}
+
+
+async def test_a_duplicated_hangup_or_cdr_counts_once(make_service: Any, fake_ami: Any) -> None:
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
+    rec = await call(svc, 1)
+    assert rec.variables["IVR_DECISION"] == "route"
+    await svc.app.journal.flush()
+    await hang_up(svc, "call0001", "600")
+    await hang_up(svc, "call0001", "600")  # the handler ran twice
+    cdr = cdr_event("1795352271.1", billsec=640)
+    await fake_ami.server.send(cdr + cdr)  # and AMI reports the same call, twice
+    await until(lambda: svc.app.journal.written >= 4)
+    await svc.app.journal.flush()
+    r = await row(svc, "call0001")
+    assert (r["talk_s"], r["talk_source"]) == (600, "hangup-handler")
+    rec = await call(svc, 2)
+    assert limits(rec) == ("3000000", "60000")  # 60 min less the 10 counted once
+
+
+async def test_the_cdr_counts_when_the_hangup_handler_never_reported(
+    make_service: Any, fake_ami: Any
+) -> None:
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
+    await call(svc, 1)
+    await svc.app.journal.flush()
+    hangup = frame(
+        [
+            ("Event", "Hangup"),
+            ("Privilege", "call,all"),
+            ("Channel", "Local/s@ivr-in-00000002;2"),
+            ("Uniqueid", "1795352271.1"),
+            ("Linkedid", "1795352271.0"),
+            ("Cause", "16"),
+            ("Cause-txt", "Normal Clearing"),
+        ]
+    )
+    await fake_ami.server.send(cdr_event("1795352271.1", billsec=900) + hangup + hangup)
+    await until(lambda: len(svc.app.monitor) == 0)
+    await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
+    r = await row(svc, "call0001")
+    # The Cdr comes before the Hangup (as in the captures): it ends the row, the Hangup is a no-op.
+    assert (r["talk_s"], r["talk_source"], r["end_reason"]) == (900, "ami-cdr", "completed")
+    await hang_up(svc, "call0001", "880")  # a late handler report changes nothing
+    assert (await row(svc, "call0001"))["talk_s"] == 900
+
+
+def cdr_event(uniqueid: str, *, billsec: int, disposition: str = "ANSWERED") -> bytes:
+    """A Cdr as cdr_manager sends it (fields as in ../shared/asterisk22/ami-events.raw)."""
+    return frame(
+        [
+            ("Event", "Cdr"),
+            ("Privilege", "cdr,all"),
+            ("AccountCode", ""),
+            ("Source", NUMBER),
+            ("Destination", "guard"),
+            ("DestinationContext", "ivr-guard-inbound"),
+            ("CallerID", f'"Taro" <{NUMBER}>'),
+            ("Channel", "Local/s@ivr-in-00000002;2"),
+            ("DestinationChannel", "PJSIP/sales-00000007"),
+            ("LastApplication", "Dial"),
+            ("LastData", "PJSIP/sales,30,L(3600000:60000)"),
+            ("StartTime", "2026-11-24 10:00:00"),
+            ("AnswerTime", "2026-11-24 10:00:05"),
+            ("EndTime", "2026-11-24 10:15:05"),
+            ("Duration", str(billsec + 5)),
+            ("BillableSeconds", str(billsec)),
+            ("Disposition", disposition),
+            ("AMAFlags", "DOCUMENTATION"),
+            ("UniqueID", uniqueid),
+            ("UserField", ""),
+        ]
+    )
+
+
+async def until(cond: Any, timeout: float = 5.0) -> None:
+    import asyncio
+
+    async def wait() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def until_row(svc: Service, call_id: str, cond: Any, timeout: float = 5.0) -> None:
+    import asyncio
+
+    async def wait() -> None:
+        while not cond(await row(svc, call_id)):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(wait(), timeout)

@@ -1,0 +1,84 @@
+"""The pure caps arithmetic, table-driven."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr.core.caps import (
+    CapPolicy,
+    Outcome,
+    RepeatAction,
+    Usage,
+    assess,
+    day_start,
+    ended_at_cap,
+    warning_for,
+)
+
+P = CapPolicy(
+    per_call_s=3600,
+    warning_lead_s=60,
+    daily_budget_s=3600,
+    min_call_s=60,
+    repeat_threshold=3,
+    repeat_action=RepeatAction.ROUTE,
+    exempt_numbers=frozenset({"+81300000000"}),
+    exempt_prefixes=("+8150",),
+)
+N = "+81312345678"
+
+
+@pytest.mark.parametrize(
+    ("e164", "usage", "outcome", "limit", "warning"),
+    [
+        (N, Usage(0, 0), Outcome.OK, 3600, 60),
+        (N, Usage(1500, 1), Outcome.OK, 2100, 60),
+        (N, Usage(3500, 2), Outcome.OK, 100, 50),  # shorter than twice the lead: warn at half
+        (N, Usage(3541, 2), Outcome.DAILY_LIMIT, None, None),  # 59 s left < min_call_s
+        (N, Usage(3600, 0), Outcome.DAILY_LIMIT, None, None),
+        (N, Usage(0, 2), Outcome.OK, 3600, 60),
+        (N, Usage(0, 3), Outcome.REPEAT, 3600, 60),  # the 4th call
+        (N, Usage(4000, 5), Outcome.DAILY_LIMIT, None, None),  # budget before repeats
+        (None, None, Outcome.OK, 3600, 60),  # no number: the per-call cap only
+        (N, None, Outcome.OK, 3600, 60),  # database away: fails open to the per-call cap
+        ("+81300000000", Usage(9999, 9), Outcome.OK, None, None),  # exempt number
+        ("+815012345678", Usage(9999, 9), Outcome.OK, None, None),  # exempt prefix
+    ],
+)
+def test_assess(
+    e164: str | None, usage: Usage | None, outcome: Outcome, limit: int | None, warning: int | None
+) -> None:
+    a = assess(e164, usage, P)
+    assert (a.outcome, a.limit_s, a.warning_s) == (outcome, limit, warning)
+
+
+def test_no_budget_and_no_repeat_limit() -> None:
+    p = CapPolicy(per_call_s=1200, daily_budget_s=0, repeat_threshold=0)
+    a = assess(N, Usage(10**6, 10**6), p)
+    assert (a.outcome, a.limit_s) == (Outcome.OK, 1200)
+
+
+def test_warning_for() -> None:
+    assert warning_for(3600, 60) == 60
+    assert warning_for(90, 60) == 45
+    assert warning_for(1, 60) is None
+    assert warning_for(3600, 0) is None
+
+
+def test_the_day_is_the_calendar_day_in_the_centres_zone() -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    # 2026-11-24 14:59 UTC is 23:59 in Tokyo; 15:00 UTC is the next day there.
+    assert day_start(datetime(2026, 11, 24, 14, 59, tzinfo=UTC), tokyo) == datetime(
+        2026, 11, 24, tzinfo=tokyo
+    )
+    assert day_start(datetime(2026, 11, 24, 15, 0, tzinfo=UTC), tokyo) == datetime(
+        2026, 11, 25, tzinfo=tokyo
+    )
+
+
+def test_ended_at_cap_allows_asterisks_rounding() -> None:
+    assert ended_at_cap(1199, 1200) and ended_at_cap(1200, 1200)
+    assert not ended_at_cap(1100, 1200) and not ended_at_cap(5000, None)
