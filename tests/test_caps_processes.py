@@ -128,9 +128,7 @@ async def test_two_serve_processes_on_one_postgresql_agree(tmp_path: Path, pg_ur
             r = await settled(call_id, "talk_s")
             assert r["talk_s"] in (1200, 1250)
             left = 3600 - int(r["talk_s"])
-            counted = sum(
-                s.log.read_text().count(f"counted for call {call_id}") for s in (a, b)
-            )
+            counted = sum(s.log.read_text().count(f"counted for call {call_id}") for s in (a, b))
             assert counted == 1  # six reports, one counted
             # The next call gets the same remaining budget whichever process takes it.
             second, third = await asyncio.gather(call(a, "1795400000.2"), call(b, "1795400000.3"))
