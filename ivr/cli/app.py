@@ -12,6 +12,7 @@ import typer
 
 from ivr.cli import audit as audit_cli
 from ivr.cli import blocklist as blocklist_cli
+from ivr.cli import calls as calls_cli
 from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, err, out
 from ivr.cli.common import load as _load
 from ivr.clock import FixedClock, SystemClock
@@ -24,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(blocklist_cli.app, name="blocklist")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(calls_cli.calls_app, name="calls")
+app.add_typer(calls_cli.callers_app, name="callers")
 
 
 def _logging(cfg: Config) -> None:

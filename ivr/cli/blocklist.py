@@ -17,31 +17,15 @@ from ivr.config import Config
 from ivr.core.blocklist import EntryStatus
 from ivr.core.categories import BY_CODE, CATEGORIES
 from ivr.core.proposal import parse_days
-from ivr.core.review import Actor, ReviewError, resolve_actor
+from ivr.core.review import ReviewError
 from ivr.review import csvfile
 from ivr.review.service import BlocklistService, ImportRejected, Proposal, Proposed
 
 app = typer.Typer(no_args_is_help=True, help="Blocklist: propose, review, list, import, export.")
 
-AsOpt = Annotated[
-    str | None,
-    typer.Option("--as", help="Act for this supervisor (admins only; recorded as such)."),
-]
-NoteOpt = Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")]
-_EXIT_BY_KIND = {
-    "invalid": c.EXIT_INVALID,
-    "not-permitted": c.EXIT_NOT_PERMITTED,
-    "not-found": c.EXIT_NOT_FOUND,
-    "conflict": c.EXIT_CONFLICT,
-}
+AsOpt = c.AsOpt
+NoteOpt = c.NoteOpt
 T = TypeVar("T")
-
-
-def _actor(cfg: Config, as_: str | None) -> Actor:
-    try:
-        return resolve_actor(c.os_user(), as_, cfg.supervisors)
-    except ReviewError as exc:
-        raise c.fail(f"not permitted: {exc}", c.EXIT_NOT_PERMITTED) from None
 
 
 def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: bool) -> T:
@@ -56,7 +40,7 @@ def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: b
                 c.err.print(f"line {line}: {problem}", highlight=False, markup=False)
             raise c.fail(str(exc), c.EXIT_INVALID) from None
         except ReviewError as exc:
-            raise c.fail(f"{exc.kind}: {exc}", _EXIT_BY_KIND[exc.kind]) from None
+            raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
 
     return c.with_engine(cfg, main)
 
@@ -143,7 +127,7 @@ def propose(
 ) -> None:
     """Propose an entry; it acts only once another supervisor approves it."""
     cfg = c.load(config)
-    actor = _actor(cfg, as_)
+    actor = c.actor(cfg, as_)
     p = Proposal(number, category, note, prefix, tuple(evidence or ()), expires, action)
     res: Proposed = _run(cfg, lambda s: s.propose(actor, p), sweep=True)
     if as_json:
@@ -173,7 +157,7 @@ def _decision(name: str, verb: str) -> None:
         as_json: c.JsonOpt = False,
     ) -> None:
         cfg = c.load(config)
-        actor = _actor(cfg, as_)
+        actor = c.actor(cfg, as_)
         rec = _run(cfg, lambda s: getattr(s, name)(actor, entry_id, note), sweep=True)
         _done(cfg, verb, rec, as_json)
 
@@ -201,7 +185,7 @@ def renew(
 ) -> None:
     """Move an entry's expiry later (an approved one: not by its proposer)."""
     cfg = c.load(config)
-    actor = _actor(cfg, as_)
+    actor = c.actor(cfg, as_)
     rec = _run(cfg, lambda s: s.renew(actor, entry_id, expires, note), sweep=True)
     _done(cfg, "renewed", rec, as_json)
 
@@ -299,7 +283,7 @@ def import_(
 ) -> None:
     """Propose every row of a CSV file, or nothing if any row is invalid."""
     cfg = c.load(config)
-    actor = _actor(cfg, as_)
+    actor = c.actor(cfg, as_)
     try:
         rows = csvfile.parse_import(file.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, csvfile.CsvError) as exc:

@@ -17,6 +17,7 @@ from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import Config, ConfigError, load_config
+from ivr.core.review import Actor, ReviewError, resolve_actor
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
 
@@ -27,6 +28,11 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file (or IVR_CONFIG).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NoteOpt = Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="Act for this supervisor (admins only; recorded as such)."),
+]
 
 # Exit codes (documented in the README).
 EXIT_FAILED = 1
@@ -38,7 +44,22 @@ EXIT_NOT_FOUND = 6
 EXIT_CONFLICT = 7  # the entry's state does not allow it, or a duplicate
 EXIT_TAMPERED = 8  # `ivr audit verify` found a broken row
 
+EXIT_BY_KIND = {
+    "invalid": EXIT_INVALID,
+    "not-permitted": EXIT_NOT_PERMITTED,
+    "not-found": EXIT_NOT_FOUND,
+    "conflict": EXIT_CONFLICT,
+}
+
 T = TypeVar("T")
+
+
+def actor(cfg: Config, as_: str | None) -> Actor:
+    """The acting supervisor (exit 5 when the OS user may not act)."""
+    try:
+        return resolve_actor(os_user(), as_, cfg.supervisors)
+    except ReviewError as exc:
+        raise fail(f"not permitted: {exc}", EXIT_NOT_PERMITTED) from None
 
 
 def catalog() -> PromptCatalog:

@@ -58,7 +58,9 @@ KNOWN_VERBS = (
     "RECORD FILE",
     "ASYNCAGI BREAK",
 )
-KNOWN_APPS = frozenset({"MixMonitor", "StopMixMonitor", "Playback", "Wait", "Set", "NoOp", "Dial"})
+KNOWN_APPS = frozenset(
+    {"MixMonitor", "StopMixMonitor", "Playback", "Wait", "Set", "NoOp", "Dial", "ChannelRedirect"}
+)
 HANGUP_511 = "511 Command Not Permitted on a dead channel or intercept routine"
 ENDPOS_FULL = 83203  # what the captured notice played to
 ENDPOS_CUT = 28000  # where the captured caller hung up
@@ -153,6 +155,7 @@ class CallRecord:
     variables: dict[str, str] = field(default_factory=dict)
     played: list[str] = field(default_factory=list)
     mixmonitor: list[str] = field(default_factory=list)
+    redirected: list[str] = field(default_factory=list)  # ChannelRedirect arguments
     hung_up: bool = False
     closed_by_server: bool = False
 
@@ -177,6 +180,8 @@ class FakeAsterisk:
         elif sounds is not None:
             self._sounds = dict.fromkeys(sounds, ENDPOS_FULL)
         self.audio_delay = audio_delay
+        # Channels that exist besides this one, for ChannelRedirect; None: any name exists.
+        self.live_channels: set[str] | None = None
 
     def sound_exists(self, name: str) -> bool:
         return self._sounds is None or name in self._sounds
@@ -295,6 +300,13 @@ class FakeAsterisk:
             app = args[0] if args else ""
             if app == "MixMonitor":
                 rec.mixmonitor.append(args[1] if len(args) > 1 else "")
+            if app == "ChannelRedirect":
+                # ChannelRedirect(channel,context,exten,priority) sets CHANNELREDIRECT_STATUS.
+                target = (args[1] if len(args) > 1 else "").split(",", 1)[0]
+                ok = self.live_channels is None or target in self.live_channels
+                st.vars["CHANNELREDIRECT_STATUS"] = "SUCCESS" if ok else "NOCHANNEL"
+                if ok:
+                    rec.redirected.append(args[1])
             return ["200 result=0"] if app in KNOWN_APPS else ["200 result=-2"]
         if verb == "STREAM FILE":
             if len(args) < 2:
