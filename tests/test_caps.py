@@ -243,3 +243,29 @@ async def until_row(svc: Service, call_id: str, cond: Any, timeout: float = 5.0)
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+async def test_calls_that_ended_while_ami_was_away_are_closed_on_reconnect(
+    make_service: Any, fake_ami: Any
+) -> None:
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    ami = svc.app.ami
+    assert ami is not None
+    await ami.wait_connected(5)
+    await call(svc, 1)
+    await call(svc, 2, number="0398765432")
+    await svc.app.journal.flush()
+    assert svc.app.monitor.uniqueids() == {"1795352271.1", "1795352271.2"}
+    # Asterisk restarts; call 1 ended meanwhile, call 2 is still up.
+    fake_ami.server.channels = [{"Channel": "PJSIP/trunk-00000002", "Uniqueid": "1795352271.2"}]
+    await fake_ami.server.drop_all()
+    await until(lambda: svc.app.reactor.resyncs == 2)
+    assert svc.app.monitor.uniqueids() == {"1795352271.2"}
+    await until_row(svc, "call0001", lambda r: r["ended_at"] is not None)
+    r1, r2 = await row(svc, "call0001"), await row(svc, "call0002")
+    assert (r1["end_reason"], r1["talk_s"]) == ("ended-unobserved", None)
+    assert r2["ended_at"] is None
+    # The Cdr that arrives late still counts the talk time.
+    await fake_ami.server.send(cdr_event("1795352271.1", billsec=300))
+    await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
+    assert (await row(svc, "call0001"))["end_reason"] == "ended-unobserved"
