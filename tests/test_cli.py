@@ -113,7 +113,13 @@ def test_config_error_names_the_key(tmp_path: Path) -> None:
     [
         (
             ["--caller", "03-1234-5678", "--digits", "2", "--at", "2026-11-24T10:00"],
-            ["[recording-notice]", "[harassment-policy]", "the caller presses 2", "route support"],
+            [
+                "[recording-notice]",
+                "[harassment-policy]",
+                "the caller presses 2",
+                "route support",
+                "talk-time limit 3600 s",
+            ],
         ),
         (
             ["--caller", "anonymous", "--presentation", "withheld", "--at", "2026-11-24T10:00"],

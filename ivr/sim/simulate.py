@@ -107,6 +107,12 @@ def describe(
             f"result: route {v.get(names.VAR_ROUTE)} → Dial({v.get(names.VAR_DIAL)}) "
             f"(reason {v.get(names.VAR_REASON)}, call id {v.get(names.VAR_CALL_ID)})"
         )
+        limit, warning = v.get(names.VAR_LIMIT_MS, ""), v.get(names.VAR_WARNING_MS, "")
+        if limit:
+            warn = f", time-warning {int(warning) // 1000} s before the end" if warning else ""
+            emit(f"  talk-time limit {int(limit) // 1000} s (Asterisk enforces it{warn})")
+        else:
+            emit("  no talk-time limit (exempt caller)")
     elif decision == names.DECISION_HANGUP:
         reason, call_id = v.get(names.VAR_REASON), v.get(names.VAR_CALL_ID)
         emit(f"result: hang up (reason {reason}, call id {call_id})")
