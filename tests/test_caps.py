@@ -269,3 +269,16 @@ async def test_calls_that_ended_while_ami_was_away_are_closed_on_reconnect(
     await fake_ami.server.send(cdr_event("1795352271.1", billsec=300))
     await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
     assert (await row(svc, "call0001"))["end_reason"] == "ended-unobserved"
+
+
+async def test_a_refused_ami_login_does_not_stop_calls(
+    make_service: Any, fake_ami: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setenv("IVR_AMI_SECRET", "wrong")
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    await until(lambda: "AMI disabled until restart" in caplog.text)
+    assert "refused" in caplog.text
+    rec = await call(svc, 1)
+    assert rec.variables["IVR_DECISION"] == "route"
+    await hang_up(svc, "call0001", "60")
+    assert (await row(svc, "call0001"))["talk_s"] == 60
