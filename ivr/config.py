@@ -225,7 +225,7 @@ class CapsConfig(_Model):
     repeat_threshold: Annotated[int, Field(ge=0, le=1000)] = 3  # 0: no repeat limit
     repeat_window_hours: Annotated[float, Field(gt=0, le=24 * 31)] = 24.0
     repeat_action: RepeatAction = RepeatAction.ROUTE
-    repeat_route: str | None = "escalation"
+    repeat_route: str | None = None  # None: default_route
     exempt_numbers: list[str] = []
     exempt_prefixes: list[str] = []
 
@@ -325,7 +325,6 @@ def _default_routes() -> dict[str, RouteConfig]:
         "sales": RouteConfig(dial="PJSIP/sales"),
         "support": RouteConfig(dial="PJSIP/support"),
         "operator": RouteConfig(dial="PJSIP/operator"),
-        "escalation": RouteConfig(dial="PJSIP/escalation"),
     }
 
 
@@ -374,9 +373,7 @@ class Config(_Model):
             refs["hours.closed_route"] = self.hours.closed_route
         if self.caps.exhausted_route:
             refs["caps.exhausted_route"] = self.caps.exhausted_route
-        if self.caps.repeat_action is RepeatAction.ROUTE:
-            if not self.caps.repeat_route:
-                raise ValueError("caps.repeat_route: needed when repeat_action is 'route'")
+        if self.caps.repeat_route:
             refs["caps.repeat_route"] = self.caps.repeat_route
         for key, route in refs.items():
             if route not in self.routes:

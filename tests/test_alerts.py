@@ -141,7 +141,7 @@ async def test_every_alert_type_arrives_with_the_documented_payload(
     assert (reached[0]["call_id"], reached[0]["elapsed_s"], reached[0]["cap_s"]) == (capped, 3, 3)
     assert warning[0]["caller"] == "+81312345678"
     rep = got["repeat-limit"]
-    assert (rep["calls_in_window"], rep["action"], rep["route"]) == (2, "route", "escalation")
+    assert (rep["calls_in_window"], rep["action"], rep["route"]) == (2, "route", "operator")
     daily = got["daily-limit"]
     assert (daily["caller"], daily["elapsed_s"], daily["cap_s"]) == ("+81399998888", 3600, 3600)
     hx = got["harassment-end"]

@@ -91,12 +91,12 @@ async def test_the_daily_budget_shrinks_by_each_calls_real_talk_time(make_servic
 
 
 async def test_an_exhausted_budget_may_go_to_an_escalation_route(make_service: Any) -> None:
-    svc: Service = await make_service({"caps": {**CAPS, "exhausted_route": "escalation"}})
+    svc: Service = await make_service({"caps": {**CAPS, "exhausted_route": "operator"}})
     await call(svc, 1)
     await hang_up(svc, "call0001", "3600")
     rec = await call(svc, 2)
     assert stream("daily-limit-reached") in rec.commands
-    assert (rec.variables["IVR_DECISION"], rec.variables["IVR_ROUTE"]) == ("route", "escalation")
+    assert (rec.variables["IVR_DECISION"], rec.variables["IVR_ROUTE"]) == ("route", "operator")
     assert limits(rec) == ("3600000", "60000")  # the escalation team gets the per-call cap
 
 
@@ -125,7 +125,7 @@ async def test_the_fourth_call_in_24_hours_takes_the_repeat_action(
         ]
         assert (rec.variables["IVR_DECISION"], rec.variables["IVR_ROUTE"]) == (
             "route",
-            "escalation",
+            "operator",
         )
         assert limits(rec) == ("3600000", "60000")
     else:
@@ -282,3 +282,36 @@ async def test_a_refused_ami_login_does_not_stop_calls(
     assert rec.variables["IVR_DECISION"] == "route"
     await hang_up(svc, "call0001", "60")
     assert (await row(svc, "call0001"))["talk_s"] == 60
+
+
+async def test_cap_timers_restart_when_the_agent_answers(make_service: Any, fake_ami: Any) -> None:
+    import asyncio
+
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
+    await call(svc, 1)
+    watch = svc.app.monitor._by_uid["1795352271.1"]
+    loop = asyncio.get_running_loop()
+    routed_at = loop.time()
+    warn_before = watch.timers[0].when()
+    assert warn_before - routed_at == pytest.approx(3540, abs=1)
+    dial_end = frame(
+        [
+            ("Event", "DialEnd"),
+            ("Privilege", "call,all"),
+            ("Channel", "Local/s@ivr-in-00000002;2"),
+            ("Uniqueid", "1795352271.1"),
+            ("Linkedid", "1795352271.0"),
+            ("DestChannel", "PJSIP/sales-00000007"),
+            ("DestUniqueid", "1795352271.3"),
+            ("DialStatus", "ANSWER"),
+        ]
+    )
+    await fake_ami.server.send(dial_end)
+    await until(lambda: watch.answered)
+    warn, reached = (t.when() for t in watch.timers)
+    now = loop.time()
+    assert warn - now == pytest.approx(3540, abs=1) and warn > warn_before
+    assert reached - now == pytest.approx(3600, abs=1)
+    await hang_up(svc, "call0001", "10")
+    assert not svc.app.monitor.knows("1795352271.1") and watch.timers == []

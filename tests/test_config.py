@@ -105,3 +105,35 @@ def test_supervisor_and_blocklist_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):
         build_config(data, {}, catalog)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"caps": {"repeat_route": "nowhere"}}, "caps.repeat_route: unknown route 'nowhere'"),
+        ({"caps": {"exhausted_route": "nowhere"}}, "caps.exhausted_route: unknown route"),
+        ({"caps": {"per_call_minutes": 1, "warning_lead_s": 60}}, "warning_lead_s must be shorter"),
+        ({"caps": {"exempt_numbers": ["12ab"]}}, "caps.exempt_numbers: not a phone number"),
+        ({"caps": {"exempt_prefixes": ["0312"]}}, "write it in E.164 form"),
+        ({"ami": {"secret": "x"}}, "IVR_AMI_SECRET"),
+        ({"mqtt": {"password": "x"}}, "IVR_MQTT_PASSWORD"),
+        ({"mqtt": {"topic_prefix": "ivr/#"}}, "mqtt.topic_prefix"),
+        ({"harassment": {"default_category": "rude"}}, "unknown category 'rude'"),
+    ],
+)
+def test_caps_ami_mqtt_settings_are_checked(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(data, {})
+
+
+def test_ami_secret_file_must_be_private(tmp_path: Path) -> None:
+    f = tmp_path / "ami.secret"
+    f.write_text("s3cret\n")
+    f.chmod(0o644)
+    data = {"ami": {"host": "127.0.0.1", "secret_file": str(f)}}
+    with pytest.raises(ConfigError, match="readable by others"):
+        build_config(data, {})
+    f.chmod(0o600)
+    assert build_config(data, {}).ami.secret == "s3cret"
+    assert build_config(data, {"IVR_AMI_SECRET": "env"}).ami.secret == "env"
+    assert "s3cret" not in repr(build_config(data, {}))

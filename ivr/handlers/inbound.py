@@ -88,7 +88,9 @@ class InboundHandler:
         self._caps = cfg.caps.policy(cfg.screening.region)
         self._zone = cfg.hours.zone()
         c = cfg.caps
-        self._cap_routing = CapRouting(c.exhausted_route, c.repeat_action, c.repeat_route)
+        self._cap_routing = CapRouting(
+            c.exhausted_route, c.repeat_action, c.repeat_route or cfg.default_route
+        )
         self._menu = cfg.menu_spec()
         self._schedule = cfg.hours.schedule()
         self._policy = cfg.screening_default()
