@@ -18,6 +18,7 @@ from ivr.calls.ending import CallEnder
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock, SystemClock
 from ivr.config import AmiConfig, Config, parse_hostport
+from ivr.core.review import SYSTEM_ACTOR, Actor
 from ivr.db.engine import create_engine, redact
 from ivr.db.journal import CallJournal
 from ivr.db.migrate import schema_status
@@ -25,6 +26,9 @@ from ivr.events.publisher import AlertPublisher
 from ivr.handlers.hangup import HangupHandler
 from ivr.handlers.harassment import HarassmentHandler
 from ivr.handlers.inbound import DB_ERRORS, InboundHandler, new_call_id
+from ivr.recordings.handoff import Handoff
+from ivr.recordings.service import RecordingService
+from ivr.recordings.storage import build_storage
 from ivr.review.service import BlocklistService
 
 log = logging.getLogger("ivr")
@@ -46,6 +50,8 @@ class App:
     monitor: CallMonitor
     reactor: Reactor
     ami: AmiClient | None
+    handoff: Handoff
+    recordings: RecordingService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, host: str, port: int) -> None:
@@ -55,6 +61,8 @@ class App:
             asyncio.create_task(self.journal.run(), name="call-journal"),
             asyncio.create_task(self._sweeper(), name="blocklist-expiry"),
             asyncio.create_task(self.alerts.run(), name="mqtt-alerts"),
+            asyncio.create_task(self.handoff.run(), name="recording-handoff"),
+            asyncio.create_task(self._purger(), name="recording-purge"),
         ]
         if self.ami is not None:
             self._tasks.append(asyncio.create_task(self._ami(self.ami), name="ami"))
@@ -82,6 +90,18 @@ class App:
         while True:
             await asyncio.sleep(self.cfg.blocklist.sweep_interval_s)
             await self._sweep()
+
+    async def _purger(self) -> None:
+        """Delete recordings past retention once a day (never held ones); each is audited."""
+        while True:
+            try:
+                done = await self.recordings.purge(Actor(SYSTEM_ACTOR))
+            except DB_ERRORS as exc:
+                log.warning("recording purge failed, will retry: %r", exc)
+            else:
+                if done.deleted or done.failed:
+                    log.info("purge: %d deleted, %d failed", len(done.deleted), len(done.failed))
+            await asyncio.sleep(self.cfg.storage.purge_interval_hours * 3600)
 
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""
@@ -131,7 +151,23 @@ def build_app(
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
     )
-    return App(cfg, engine, journal, inbound, agi, blocklist, alerts, monitor, reactor, ami)
+    storage = build_storage(cfg)
+    handoff = Handoff(engine, cfg, storage, alerts, clock)
+    recordings = RecordingService(engine, storage, clock)
+    return App(
+        cfg,
+        engine,
+        journal,
+        inbound,
+        agi,
+        blocklist,
+        alerts,
+        monitor,
+        reactor,
+        ami,
+        handoff,
+        recordings,
+    )
 
 
 def ami_settings(c: AmiConfig) -> AmiSettings:

@@ -204,6 +204,34 @@ class RecordingConfig(_Model):
         return v
 
 
+class StorageConfig(_Model):
+    """Where recordings go after the call, and how long they stay."""
+
+    backend: Literal["local", "s3"] = "local"
+    local_dir: str = ""  # empty: <data_dir>/recordings
+    s3_endpoint_url: str = ""  # empty: AWS; else MinIO or another S3-compatible server
+    s3_bucket: str = ""
+    s3_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]*$")] = "recordings"
+    s3_region: str = "us-east-1"
+    retention_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    scan_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    settle_s: Annotated[float, Field(ge=0, le=3600)] = 2.0  # ended call: unchanged this long
+    idle_s: Annotated[float, Field(gt=0, le=86400)] = 600.0  # no ended call: unchanged this long
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
+    retry_initial_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    spool_alert_percent: Annotated[float, Field(gt=0, le=100)] = 90.0
+    purge_interval_hours: Annotated[float, Field(gt=0, le=24 * 7)] = 24.0
+
+    @model_validator(mode="after")
+    def _s3(self) -> StorageConfig:
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("s3_bucket: needed when backend is 's3'")
+        if self.local_dir and not self.local_dir.startswith("/"):
+            raise ValueError("local_dir must be an absolute path")
+        return self
+
+
 class BlocklistConfig(_Model):
     default_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 180
     max_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 730
@@ -339,6 +367,7 @@ class Config(_Model):
     hours: HoursConfig = HoursConfig()
     screening: ScreeningConfig = ScreeningConfig()
     recording: RecordingConfig = RecordingConfig()
+    storage: StorageConfig = StorageConfig()
     prompts: PromptsConfig = PromptsConfig()
     blocklist: BlocklistConfig = BlocklistConfig()
     caps: CapsConfig = CapsConfig()
@@ -423,6 +452,13 @@ class Config(_Model):
 
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    def storage_dir(self) -> Path:
+        return (
+            Path(self.storage.local_dir)
+            if self.storage.local_dir
+            else self.data_path() / "recordings"
+        )
 
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{self.data_path() / 'ivr.sqlite3'}"

@@ -18,12 +18,14 @@ class AlertType(StrEnum):
     WITHHELD = "withheld"
     UNAVAILABLE = "unavailable"
     HARASSMENT_END = "harassment-end"
+    RECORDING_FAILED = "recording-failed"
+    SPOOL_USAGE = "spool-usage"
 
 
 @dataclass(frozen=True)
 class Alert:
     type: AlertType
-    call_id: str
+    call_id: str | None
     caller: str | None  # normalised E.164, never the raw caller ID
     at: datetime
     elapsed_s: float | None = None  # talk time so far (caps), or the caller's usage today

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage, ended_at_cap
-from ivr.db.models import UtcDateTime, blocklist_entries, calls
+from ivr.db.models import UtcDateTime, blocklist_entries, calls, recordings
 
 ROUTED = "route"
 
@@ -276,4 +276,10 @@ async def hold(conn: AsyncConnection, call_id: str, note: str, end_reason: str |
     if end_reason:
         values["end_reason"] = end_reason
     res = await conn.execute(update(calls).where(calls.c.call_id == call_id).values(**values))
+    # A recording already handed off carries the hold too (ivr.recordings reads it at adoption).
+    await conn.execute(
+        update(recordings)
+        .where(recordings.c.call_id == call_id)
+        .values(legal_hold=True, hold_note=note)
+    )
     return int(res.rowcount or 0)

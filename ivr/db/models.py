@@ -124,3 +124,34 @@ audit_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+
+# One row per recording file, from the spool to storage. `state` moves forward only:
+# spooled (hashed at the source) → stored → verified → complete (spool copy removed); or
+# failed (kept in the spool, alerted) / purged (deleted at the end of retention).
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("name", String(96), primary_key=True),  # the spool file name (made by us or Asterisk)
+    Column("call_id", String(32)),
+    Column("caller", String(20)),
+    Column("started_at", UtcDateTime()),
+    Column("ended_at", UtcDateTime()),
+    Column("duration_s", Float),
+    Column("bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("storage_uri", String(512)),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime()),
+    Column("last_error", Text),
+    Column("retain_until", UtcDateTime(), nullable=False),
+    Column("legal_hold", Boolean, nullable=False, default=False, server_default=false()),
+    Column("hold_note", Text),
+    Column("spooled_at", UtcDateTime(), nullable=False),
+    Column("stored_at", UtcDateTime()),
+    Column("purged_at", UtcDateTime()),
+    Index("ix_recordings_state", "state"),
+    Index("ix_recordings_call", "call_id"),
+    Index("ix_recordings_caller_started", "caller", "started_at"),
+)

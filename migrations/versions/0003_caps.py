@@ -24,9 +24,7 @@ def upgrade() -> None:
         b.add_column(sa.Column("limit_s", sa.Integer))
         b.add_column(sa.Column("talk_s", sa.Float))
         b.add_column(sa.Column("talk_source", sa.String(16)))
-        b.add_column(
-            sa.Column("legal_hold", sa.Boolean, nullable=False, server_default=sa.false())
-        )
+        b.add_column(sa.Column("legal_hold", sa.Boolean, nullable=False, server_default=sa.false()))
         b.add_column(sa.Column("hold_note", sa.Text))
     op.create_index("ix_calls_started", "calls", ["started_at"])
 
