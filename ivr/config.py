@@ -221,6 +221,7 @@ class StorageConfig(_Model):
     retry_initial_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
     spool_alert_percent: Annotated[float, Field(gt=0, le=100)] = 90.0
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0  # per storage request
     purge_interval_hours: Annotated[float, Field(gt=0, le=24 * 7)] = 24.0
 
     @model_validator(mode="after")

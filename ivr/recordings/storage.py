@@ -254,6 +254,6 @@ def build_storage(cfg: Any) -> Storage:
     s = cfg.storage
     if s.backend == "s3":
         return S3Storage(
-            s.s3_bucket, s.s3_prefix, s.s3_endpoint_url or None, s.s3_region, timeout_s=10.0
+            s.s3_bucket, s.s3_prefix, s.s3_endpoint_url or None, s.s3_region, timeout_s=s.timeout_s
         )
     return LocalStorage(cfg.storage_dir())

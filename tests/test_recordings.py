@@ -1,0 +1,222 @@
+"""Recording hand-off, retention, hold, export and verify, on the local backend and on a real
+S3-compatible server (moto) started by the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from ivr.core.review import Actor, Conflict
+from ivr.db import recordings as rec_repo
+from ivr.db.models import calls, recordings
+from ivr.recordings.service import Mismatch
+from ivr.review.trail import log as audit_log
+from ivr.review.trail import verify as audit_verify
+from ivr.sim.fake_asterisk import CallerScript, Channel
+from tests.conftest import Service
+from tests.test_caps import hang_up
+
+ALICE = Actor("alice")
+
+
+def storage_cfg(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    return {
+        "recording": {"spool_dir": str(spool)},
+        "storage": {"scan_interval_s": 3600, "settle_s": 2, "idle_s": 600, **extra},
+        "supervisors": {"alice": "supervisor", "bob": "supervisor"},
+    }
+
+
+def write_wav(path: Path, size: int = 48_000, seed: int = 1) -> bytes:
+    data = b"RIFF" + hashlib.sha256(str(seed).encode()).digest() * (size // 32)
+    path.write_bytes(data)
+    return data
+
+
+def age(path: Path, svc: Service, seconds: float) -> None:
+    """Make the file look last written `seconds` before the service's clock."""
+    t = svc.clock.now().timestamp() - seconds
+    os.utime(path, (t, t))
+
+
+async def routed_and_ended(svc: Service, talk: str = "300") -> str:
+    rec = await svc.fake.call(Channel(uniqueid="1.1"), CallerScript(["1"]))
+    call_id = rec.variables["IVR_CALL_ID"]
+    await svc.app.journal.flush()
+    await hang_up(svc, call_id, talk)
+    return call_id
+
+
+async def row(svc: Service, name: str) -> dict[str, Any]:
+    async with svc.engine.connect() as conn:
+        r = await rec_repo.get(conn, name)
+    assert r is not None
+    return r
+
+
+async def test_a_finished_call_is_stored_verified_and_removed_from_the_spool(
+    make_service: Any, tmp_path: Path
+) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    call_id = await routed_and_ended(svc)
+    spool = Path(svc.cfg.recording.spool_dir)
+    wav = spool / f"{call_id}.wav"
+    data = write_wav(wav)
+    age(wav, svc, 1)
+    await svc.app.handoff.scan_once()
+    assert wav.exists()  # not settled yet (settle_s = 2)
+    age(wav, svc, 5)
+    await svc.app.handoff.scan_once()
+    assert not wav.exists() and list(spool.iterdir()) == []
+    r = await row(svc, wav.name)
+    stored = svc.cfg.storage_dir() / "2026/11/24" / wav.name
+    assert (r["state"], r["storage_uri"]) == ("complete", f"file://{stored}")
+    assert (r["bytes"], r["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    assert (r["call_id"], r["caller"], r["duration_s"]) == (call_id, "+81312345678", 0.0)
+    assert r["retain_until"] == r["started_at"] + timedelta(days=365)
+    assert stored.read_bytes() == data and oct(stored.stat().st_mode & 0o777) == "0o640"
+    assert [p.name for p in stored.parent.iterdir()] == [wav.name]  # no temporary left
+
+    out = tmp_path / "out.wav"
+    got = await svc.app.recordings.export(ALICE, wav.name, out, "for the police report")
+    assert out.read_bytes() == data and got.sha256 == r["sha256"]
+    [ev] = [e for e in await audit_log(svc.engine) if e.action == "rec-export"]
+    assert (ev.actor, ev.entry_id) == ("alice", None) and "out.wav" in ev.reason
+    with pytest.raises(Exception, match="exists"):
+        await svc.app.recordings.export(ALICE, wav.name, out)
+
+
+async def test_a_call_still_in_progress_is_not_taken(make_service: Any, tmp_path: Path) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    rec = await svc.fake.call(Channel(uniqueid="1.1"), CallerScript(["1"]))
+    await svc.app.journal.flush()
+    wav = Path(svc.cfg.recording.spool_dir) / f"{rec.variables['IVR_CALL_ID']}.wav"
+    write_wav(wav)
+    age(wav, svc, 60)  # quiet for a minute, but the call has not ended: wait for idle_s
+    await svc.app.handoff.scan_once()
+    assert wav.exists()
+    age(wav, svc, 700)
+    await svc.app.handoff.scan_once()
+    assert not wav.exists()
+
+
+async def test_files_not_named_by_us_are_left_alone(make_service: Any, tmp_path: Path) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    spool = Path(svc.cfg.recording.spool_dir)
+    for name in ("notes.txt", "../x.wav", "a b.wav", "-x.wav"):
+        p = spool / name.replace("/", "_")
+        p.write_bytes(b"x")
+        age(p, svc, 10_000)
+    await svc.app.handoff.scan_once()
+    assert len(list(spool.iterdir())) == 4
+    async with svc.engine.connect() as conn:
+        assert (await conn.execute(select(recordings))).all() == []
+
+
+@pytest.mark.parametrize("state", ["spooled", "stored", "verified"])
+async def test_hand_off_resumes_from_any_step(
+    make_service: Any, tmp_path: Path, state: str
+) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    spool = Path(svc.cfg.recording.spool_dir)
+    wav = spool / "failopen-1795.7.wav"
+    data = write_wav(wav)
+    age(wav, svc, 1000)
+    await svc.app.handoff.scan_once()
+    r = await row(svc, wav.name)
+    assert r["state"] == "complete"
+    # Put the world back as a crash at `state` would have left it, and scan again.
+    stored = Path(r["storage_uri"].removeprefix("file://"))
+    wav.write_bytes(data)
+    if state == "spooled":
+        stored.unlink()
+    async with svc.engine.begin() as conn:
+        await conn.execute(
+            update(recordings).where(recordings.c.name == wav.name).values(state=state)
+        )
+    await svc.app.handoff.scan_once()
+    assert (await row(svc, wav.name))["state"] == "complete"
+    assert not wav.exists() and stored.read_bytes() == data
+
+
+async def test_a_corrupted_stored_copy_is_reported_and_never_exported(
+    make_service: Any, tmp_path: Path
+) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    spool = Path(svc.cfg.recording.spool_dir)
+    for n in range(3):
+        p = spool / f"failopen-1795.{n}.wav"
+        write_wav(p, seed=n)
+        age(p, svc, 1000)
+    await svc.app.handoff.scan_once()
+    bad = await row(svc, "failopen-1795.1.wav")
+    path = Path(bad["storage_uri"].removeprefix("file://"))
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0xFF  # one flipped byte, same size
+    path.write_bytes(bytes(blob))
+    checked = await svc.app.recordings.verify()
+    assert [(c.name, c.ok) for c in checked if not c.ok] == [("failopen-1795.1.wav", False)]
+    assert len(checked) == 3
+    out = tmp_path / "x.wav"
+    with pytest.raises(Mismatch, match="not exported"):
+        await svc.app.recordings.export(ALICE, "failopen-1795.1.wav", out)
+    assert not out.exists()
+
+
+async def test_purge_never_deletes_a_held_recording_and_audits_each_deletion(
+    make_service: Any, tmp_path: Path
+) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path, retention_days=30))
+    spool = Path(svc.cfg.recording.spool_dir)
+    names = [f"failopen-1795.{n}.wav" for n in range(4)]
+    for n, name in enumerate(names):
+        write_wav(spool / name, seed=n)
+        age(spool / name, svc, 1000)
+    await svc.app.handoff.scan_once()
+    await svc.app.recordings.set_hold(ALICE, names[0], True, "complaint pending")
+    with pytest.raises(Conflict):
+        await svc.app.recordings.set_hold(ALICE, names[0], True, "again")
+    svc.clock.at += timedelta(days=29)
+    assert (await svc.app.recordings.purge(Actor("system"))).deleted == []
+    svc.clock.at += timedelta(days=2)
+    dry = await svc.app.recordings.purge(Actor("system"), dry_run=True)
+    assert sorted(dry.deleted) == names[1:]
+    assert [(await row(svc, n))["state"] for n in names] == ["complete"] * 4
+    done = await svc.app.recordings.purge(Actor("system"))
+    assert sorted(done.deleted) == names[1:]
+    kept = await row(svc, names[0])
+    assert kept["state"] == "complete" and Path(kept["storage_uri"][7:]).exists()
+    for n in names[1:]:
+        r = await row(svc, n)
+        assert r["state"] == "purged" and not Path(r["storage_uri"][7:]).exists()
+    events = [e for e in await audit_log(svc.engine) if e.action.startswith("rec-")]
+    assert [e.action for e in events] == ["rec-hold", *["rec-purge"] * 3]
+    assert {e.snapshot.split('"name":"')[1].split('"')[0] for e in events[1:]} == set(names[1:])
+    assert (await audit_verify(svc.engine)).problem is None
+    # Released, it goes at the next purge.
+    await svc.app.recordings.set_hold(ALICE, names[0], False, "complaint closed")
+    assert (await svc.app.recordings.purge(Actor("system"))).deleted == [names[0]]
+
+
+async def test_a_harassment_hold_reaches_the_recording(make_service: Any, tmp_path: Path) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    call_id = await routed_and_ended(svc)
+    wav = Path(svc.cfg.recording.spool_dir) / f"{call_id}.wav"
+    write_wav(wav)
+    age(wav, svc, 10)
+    await svc.app.handoff.scan_once()
+    async with svc.engine.begin() as conn:
+        from ivr.db.calls import hold
+
+        await hold(conn, call_id, "harassment end by agent", "harassment")
+        assert (await conn.execute(select(calls.c.legal_hold))).scalar() is True
+    r = await row(svc, wav.name)
+    assert (r["legal_hold"], r["hold_note"]) == (True, "harassment end by agent")
