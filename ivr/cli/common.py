@@ -49,6 +49,7 @@ EXIT_BY_KIND = {
     "not-permitted": EXIT_NOT_PERMITTED,
     "not-found": EXIT_NOT_FOUND,
     "conflict": EXIT_CONFLICT,
+    "tampered": EXIT_TAMPERED,
 }
 
 T = TypeVar("T")

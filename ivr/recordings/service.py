@@ -28,7 +28,7 @@ MAX_NOTE = 2000
 class Mismatch(ReviewError):
     """A stored object does not match what was recorded."""
 
-    kind = "conflict"
+    kind = "tampered"
 
 
 def _snapshot(rec: dict[str, Any]) -> str:
