@@ -220,3 +220,34 @@ async def test_a_harassment_hold_reaches_the_recording(make_service: Any, tmp_pa
         assert (await conn.execute(select(calls.c.legal_hold))).scalar() is True
     r = await row(svc, wav.name)
     assert (r["legal_hold"], r["hold_note"]) == (True, "harassment end by agent")
+
+
+async def test_a_stored_recording_is_valid_blocklist_evidence(
+    make_service: Any, tmp_path: Path
+) -> None:
+    from ivr.review.service import Proposal
+
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    wav = Path(svc.cfg.recording.spool_dir) / "failopen-1795.3.wav"
+    write_wav(wav)
+    age(wav, svc, 1000)
+    await svc.app.handoff.scan_once()
+    proposed = await svc.app.blocklist.propose(
+        ALICE,
+        Proposal(number="0312345678", category="threats", note="x", evidence=(wav.name,)),
+    )
+    assert proposed.entry["evidence"] == f'["{wav.name}"]'
+    with pytest.raises(Exception, match="no call or recording with id: nope.wav"):
+        await svc.app.blocklist.propose(
+            ALICE,
+            Proposal(number="0399999999", category="threats", note="x", evidence=("nope.wav",)),
+        )
+
+
+async def test_a_full_spool_raises_one_alert(make_service: Any, tmp_path: Path) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path, spool_alert_percent=0.001))
+    await svc.app.handoff.scan_once()
+    await svc.app.handoff.scan_once()
+    raised = [a for a in svc.app.handoff._alerts._queue] if svc.app.alerts.enabled else []
+    assert raised == []  # no broker configured: logged only
+    assert svc.app.handoff._spool_alerted

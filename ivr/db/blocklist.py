@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.core.blocklist import EntryStatus
-from ivr.db.models import blocklist_entries, calls
+from ivr.db.models import blocklist_entries, calls, recordings
 
 t = blocklist_entries
 OPEN_STATUSES = (EntryStatus.PENDING.value, EntryStatus.APPROVED.value)
@@ -140,4 +140,12 @@ async def evidence_calls(conn: AsyncConnection, ids: Collection[str]) -> dict[st
         name = f"{r.call_id}.wav"
         if name in wanted and r.recording_path and r.recording_path.endswith("/" + name):
             found[name] = r.caller_e164
+    # Recordings handed off to storage, fail-open ones (no call row) included.
+    rest = [w for w in wanted if w not in found]
+    if rest:
+        recs = await conn.execute(
+            select(recordings.c.name, recordings.c.caller).where(recordings.c.name.in_(rest))
+        )
+        for name, caller in recs:
+            found[name] = caller
     return found
