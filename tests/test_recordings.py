@@ -237,7 +237,7 @@ async def test_a_stored_recording_is_valid_blocklist_evidence(
         Proposal(number="0312345678", category="threats", note="x", evidence=(wav.name,)),
     )
     assert proposed.entry["evidence"] == f'["{wav.name}"]'
-    with pytest.raises(Exception, match="no call or recording with id: nope.wav"):
+    with pytest.raises(Exception, match=r"no call or recording with id: nope\.wav"):
         await svc.app.blocklist.propose(
             ALICE,
             Proposal(number="0399999999", category="threats", note="x", evidence=("nope.wav",)),
