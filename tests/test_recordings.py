@@ -245,9 +245,13 @@ async def test_a_stored_recording_is_valid_blocklist_evidence(
 
 
 async def test_a_full_spool_raises_one_alert(make_service: Any, tmp_path: Path) -> None:
-    svc: Service = await make_service(storage_cfg(tmp_path, spool_alert_percent=0.001))
+    # A broker that is not there: alerts stay queued where the test can read them.
+    cfg = storage_cfg(tmp_path, spool_alert_percent=0.001)
+    cfg["mqtt"] = {"host": "127.0.0.1", "port": 9, "retry_max_s": 600}
+    svc: Service = await make_service(cfg)
     await svc.app.handoff.scan_once()
     await svc.app.handoff.scan_once()
-    raised = [a for a in svc.app.handoff._alerts._queue] if svc.app.alerts.enabled else []
-    assert raised == []  # no broker configured: logged only
-    assert svc.app.handoff._spool_alerted
+    queued = [a for a in svc.app.alerts._queue if a.type.value == "spool-usage"]
+    assert len(queued) == 1  # raised when it crosses the threshold, not on every scan
+    assert queued[0].details["spool"] == svc.cfg.recording.spool_dir
+    assert 0 < float(queued[0].details["percent"] or 0) <= 100
