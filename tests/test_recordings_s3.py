@@ -90,7 +90,7 @@ async def test_store_verify_export_and_corruption_on_s3(
 
 
 async def test_storage_outage_retries_then_gives_up_with_an_alert(
-    make_service: Any, tmp_path: Path, s3: S3Server
+    make_service: Any, tmp_path: Path, s3: S3Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.test_recordings import age, row
 
@@ -116,6 +116,9 @@ async def test_storage_outage_retries_then_gives_up_with_an_alert(
     assert (r["state"], r["attempts"]) == ("failed", 3)
     assert wav.exists()  # a failed recording stays in the spool
     assert svc.app.handoff.failed == 1
+    [alert] = [r.getMessage() for r in caplog.records if r.name == "ivr.alerts"]
+    assert alert.startswith("alert recording-failed {") and wav.name in alert
+    assert "after 3 attempts" in alert
     await gate.close()
 
 
