@@ -12,6 +12,7 @@ import typer
 
 from ivr.cli import audit as audit_cli
 from ivr.cli import blocklist as blocklist_cli
+from ivr.cli import callers as callers_cli
 from ivr.cli import calls as calls_cli
 from ivr.cli import recordings as recordings_cli
 from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, err, out
@@ -27,7 +28,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(blocklist_cli.app, name="blocklist")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(calls_cli.calls_app, name="calls")
-app.add_typer(calls_cli.callers_app, name="callers")
+app.add_typer(callers_cli.callers_app, name="callers")
 app.add_typer(recordings_cli.app, name="recordings")
 
 

@@ -53,10 +53,6 @@ def _json_entry(rec: dict[str, Any], status: EntryStatus | None = None) -> dict[
     return data
 
 
-def _when(cfg: Config, value: Any) -> str:
-    return value.astimezone(cfg.hours.zone()).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
 def _table(cfg: Config, rows: list[tuple[dict[str, Any], EntryStatus]]) -> Table:
     t = Table()
     for name in ("ID", "Number", "Status"):
@@ -74,7 +70,7 @@ def _table(cfg: Config, rows: list[tuple[dict[str, Any], EntryStatus]]) -> Table
                 status.value,
                 rec["category"],
                 rec["action"],
-                _when(cfg, rec["expires_at"]),
+                c.local_time(cfg, rec["expires_at"]),
                 rec["proposed_by"],
                 rec["decided_by"] or "-",
             )
@@ -88,7 +84,7 @@ def _done(cfg: Config, verb: str, rec: dict[str, Any], as_json: bool) -> None:
     else:
         c.out.print(
             f"entry {rec['id']} {verb}: {rec['pattern']}{'…' if rec['is_prefix'] else ''} "
-            f"is {rec['status']}, expires {_when(cfg, rec['expires_at'])}",
+            f"is {rec['status']}, expires {c.local_time(cfg, rec['expires_at'])}",
             highlight=False,
             markup=False,
         )
@@ -270,7 +266,7 @@ def show(
     t = Table("Seq", "When", "Who", "Action", "Reason")
     for h in history:
         who = f"{h['actor']} (by {h['via']})" if h["via"] else str(h["actor"])
-        t.add_row(*c.cells(h["seq"], _when(cfg, h["at"]), who, h["action"], h["reason"]))
+        t.add_row(*c.cells(h["seq"], c.local_time(cfg, h["at"]), who, h["action"], h["reason"]))
     c.out.print(t)
 
 

@@ -85,6 +85,22 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def local_time(cfg: Config, value: object, *, seconds: bool = False) -> str:
+    """An instant in the centre's time zone (`hours.timezone`), or "-" when there is none."""
+    if not isinstance(value, datetime):
+        return "-"
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return value.astimezone(cfg.hours.zone()).strftime(fmt)
+
+
+def mmss(seconds: float | None) -> str:
+    """A duration as M:SS, or "-"."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
 def cells(*values: object) -> list[Text]:
     """Table cells as plain text: stored values (notes, reasons) are never read as markup."""
     return [Text(str(v)) for v in values]

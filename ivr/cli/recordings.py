@@ -44,10 +44,6 @@ def _date(cfg: Config, text: str | None, option: str) -> datetime | None:
     return d if d.tzinfo else d.replace(tzinfo=cfg.hours.zone())
 
 
-def _when(cfg: Config, value: datetime | None) -> str:
-    return value.astimezone(cfg.hours.zone()).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
 def _public(rec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rec.items() if k not in ("next_attempt_at",)}
 
@@ -86,10 +82,10 @@ def list_(
             *c.cells(
                 r["name"],
                 r["caller"] or "-",
-                _when(cfg, r["started_at"] or r["spooled_at"]),
+                c.local_time(cfg, r["started_at"] or r["spooled_at"]),
                 r["bytes"],
                 r["state"],
-                _when(cfg, r["retain_until"]),
+                c.local_time(cfg, r["retain_until"]),
                 "held" if r["legal_hold"] else "",
             )
         )
@@ -108,7 +104,7 @@ def show(
         c.print_json(_public(rec))
         return
     for key, value in _public(rec).items():
-        shown = _when(cfg, value) if isinstance(value, datetime) else value
+        shown = c.local_time(cfg, value) if isinstance(value, datetime) else value
         c.out.print(f"{key:>16}: {shown if shown is not None else '-'}", markup=False)
 
 
