@@ -98,6 +98,9 @@ class AlertPublisher:
                     len(self._queue),
                     delay,
                 )
+            except Exception:
+                # Keep the queue and try again rather than stop alerting for good.
+                log.exception("MQTT publisher: unexpected error; retry in %.1f s", delay)
             finally:
                 self.connected = False
             await asyncio.sleep(delay)

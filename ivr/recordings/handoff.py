@@ -82,6 +82,9 @@ class Handoff:
                 await self.scan_once()
             except DB_ERRORS as exc:
                 log.warning("recording hand-off: database unavailable (%r); retrying", exc)
+            except Exception:
+                # A bug must not stop every later hand-off: log it and scan again.
+                log.exception("recording hand-off: unexpected error; scanning again")
             await asyncio.sleep(self._s.scan_interval_s)
 
     async def scan_once(self) -> int:
