@@ -63,6 +63,7 @@ def test_dialplan_agrees_with_names() -> None:
         assert f"/{script}," in text, f"AGI script {script} not called"
     for var in (names.VAR_DECISION, names.VAR_DIAL, names.VAR_DIAL_TIMEOUT):
         assert "${" + var + "}" in text
+    assert f"__DYNAMIC_FEATURES={names.FEATURE_HARASSMENT})" in text
     for value in (names.DECISION_ROUTE, names.DECISION_HANGUP):
         assert f'"{value}"' in text
     # Every IVR_* variable the dialplan reads is one the service sets (or the dialplan's own).

@@ -1,0 +1,81 @@
+"""The sample Asterisk configuration: it parses, and the AMI user has least privilege."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ivr.paths import project_root
+
+CONF = project_root() / "asterisk-conf"
+LINT = """
+import sys
+from asterisklint import FileConfigParser
+parser = FileConfigParser()
+parser.include(sys.argv[1])
+for context in parser:
+    for varset in context._varsets:
+        print(f"{context.name}\\t{varset.variable}\\t{varset.value}")
+"""
+
+
+def parse(path: Path) -> tuple[dict[str, dict[str, str]], str]:
+    """asterisklint's config reader: sections and settings, and whatever it warned about."""
+    res = subprocess.run(
+        [sys.executable, "-c", LINT, path.name],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sections: dict[str, dict[str, str]] = {}
+    for line in res.stdout.splitlines():
+        section, key, value = line.split("\t")
+        sections.setdefault(section, {})[key] = value
+    return sections, res.stderr
+
+
+def test_every_non_dialplan_file_passes_asterisklint() -> None:
+    files = sorted(p for p in CONF.glob("*.conf") if p.name != "extensions.conf")
+    assert {p.name for p in files} >= {"manager.conf", "cdr_manager.conf", "features.conf"}
+    for f in files:
+        sections, warnings = parse(f)
+        assert sections, f.name
+        assert warnings == "", f"{f.name}: {warnings}"
+
+
+def test_the_lint_reports_a_broken_file(tmp_path: Path) -> None:
+    bad = tmp_path / "manager.conf"
+    bad.write_text("[general]\nenabled = yes\n")
+    assert "W_WSH_VARSET" in parse(bad)[1]
+
+
+def test_the_ami_user_has_least_privilege() -> None:
+    sections, _ = parse(CONF / "manager.conf")
+    user = sections["ivr-guard"]
+    assert set(user["read"].split(",")) == {"call", "cdr"}
+    assert set(user["write"].split(",")) == {"call", "reporting"}
+    forbidden = {"originate", "system", "command", "config", "all"}
+    assert not forbidden & set(user["read"].split(",") + user["write"].split(","))
+    assert user["deny"] == "0.0.0.0/0.0.0.0" and user["permit"].startswith("127.0.0.1/")
+    assert sections["general"]["bindaddr"] == "127.0.0.1"
+    # The user name and port agree with the service's defaults.
+    from ivr.config import build_config
+
+    cfg = build_config({}, {})
+    assert cfg.ami.username in sections and int(sections["general"]["port"]) == cfg.ami.port
+
+
+def test_cdr_manager_is_enabled() -> None:
+    assert parse(CONF / "cdr_manager.conf")[0]["general"]["enabled"] == "yes"
+
+
+def test_the_feature_code_reaches_the_shipped_dialplan() -> None:
+    from ivr import names
+
+    sections, _ = parse(CONF / "features.conf")
+    [(name, value)] = sections["applicationmap"].items()
+    assert name == names.FEATURE_HARASSMENT
+    assert value.endswith(f"Gosub({names.CONTEXT_FEATURE},s,1)")
+    assert "self/callee" in value  # only the agent can trigger it
