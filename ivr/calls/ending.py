@@ -109,7 +109,8 @@ class CallEnder:
                         evidence=(req.call_id,),
                     ),
                 )
-            except Conflict as exc:
+            except ReviewError as exc:
+                # The caller is already gone and the call held: say why, and still alert.
                 result.warnings.append(f"no new blocklist proposal: {exc}")
             else:
                 result.entry_id = int(proposed.entry["id"])
