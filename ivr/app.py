@@ -98,6 +98,8 @@ class App:
                 done = await self.recordings.purge(Actor(SYSTEM_ACTOR))
             except DB_ERRORS as exc:
                 log.warning("recording purge failed, will retry: %r", exc)
+            except Exception:
+                log.exception("recording purge: unexpected error; will retry")
             else:
                 if done.deleted or done.failed:
                     log.info("purge: %d deleted, %d failed", len(done.deleted), len(done.failed))
