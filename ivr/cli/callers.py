@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.cli import common as c
 from ivr.clock import SystemClock
 from ivr.core import caps
-from ivr.core.blocklist import BlockEntry, EntryStatus, candidate_patterns, match
+from ivr.core.blocklist import candidate_patterns, match
 from ivr.core.caller import normalise
 from ivr.db import calls as calls_repo
 from ivr.db.models import blocklist_entries
@@ -50,14 +50,7 @@ def show(
 
     usage, history, entries = c.with_engine(cfg, work)
     verdict = caps.assess(e164, usage, policy)
-    acting = match(
-        e164,
-        [
-            BlockEntry(e.id, e.pattern, e.is_prefix, EntryStatus(e.status), e.expires_at, e.action)
-            for e in entries
-        ],
-        now,
-    )
+    acting = match(e164, [calls_repo.block_entry(e) for e in entries], now)
     flags = [
         f
         for f, on in (

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     Integer,
+    Select,
     String,
     case,
     func,
@@ -89,27 +90,30 @@ async def update_call(conn: AsyncConnection, call_id: str, outcome: CallOutcome)
     return int(res.rowcount or 0)
 
 
+def _candidates(patterns: Sequence[str]) -> Select[Any]:
+    t = blocklist_entries
+    return select(t.c.id, t.c.pattern, t.c.is_prefix, t.c.status, t.c.expires_at, t.c.action).where(
+        t.c.pattern.in_(list(patterns)), t.c.status == EntryStatus.APPROVED.value
+    )
+
+
+def block_entry(r: Any) -> BlockEntry:
+    """The read side of a `blocklist_entries` row (any row with those columns)."""
+    return BlockEntry(
+        id=r.id,
+        pattern=r.pattern,
+        is_prefix=bool(r.is_prefix),
+        status=EntryStatus(r.status),
+        expires_at=r.expires_at,
+        action=r.action,
+    )
+
+
 async def blocklist_candidates(conn: AsyncConnection, patterns: Sequence[str]) -> list[BlockEntry]:
     """Approved entries whose pattern is one of `patterns` (expiry is judged by the core)."""
     if not patterns:
         return []
-    t = blocklist_entries
-    rows = await conn.execute(
-        select(t.c.id, t.c.pattern, t.c.is_prefix, t.c.status, t.c.expires_at, t.c.action).where(
-            t.c.pattern.in_(list(patterns)), t.c.status == EntryStatus.APPROVED.value
-        )
-    )
-    return [
-        BlockEntry(
-            id=r.id,
-            pattern=r.pattern,
-            is_prefix=bool(r.is_prefix),
-            status=EntryStatus(r.status),
-            expires_at=r.expires_at,
-            action=r.action,
-        )
-        for r in rows
-    ]
+    return [block_entry(r) for r in await conn.execute(_candidates(patterns))]
 
 
 async def get_call(conn: AsyncConnection, call_id: str) -> dict[str, object] | None:
@@ -171,55 +175,15 @@ async def close(conn: AsyncConnection, e: Closed) -> int:
     return int(res.rowcount or 0)
 
 
-async def caller_usage(
-    conn: AsyncConnection, e164: str, day_start: datetime, window_start: datetime, exclude: str
-) -> Usage:
-    """Today's talk time and the calls within the repeat window, other than call `exclude`."""
+UsageOf = tuple[str, datetime, datetime, str]  # e164, day start, window start, call to leave out
+
+
+def _usage(usage_of: UsageOf, *leading: Any) -> Select[Any]:
+    """One row: `leading` columns, today's talk time, and the calls within the repeat window."""
     c = calls.c
-    talk = func.coalesce(func.sum(case((c.started_at >= day_start, c.talk_s), else_=0.0)), 0.0)
-    count = func.count(case((c.started_at >= window_start, 1)))
-    row = (
-        await conn.execute(
-            select(talk, count).where(
-                c.caller_e164 == e164,
-                c.started_at >= min(day_start, window_start),
-                c.call_id != exclude,
-            )
-        )
-    ).one()
-    return Usage(float(row[0] or 0.0), int(row[1] or 0))
-
-
-async def screening_facts(
-    conn: AsyncConnection,
-    patterns: Sequence[str],
-    usage_of: tuple[str, datetime, datetime, str] | None,
-) -> tuple[list[BlockEntry], Usage | None]:
-    """`blocklist_candidates` and `caller_usage` in one statement: one round trip per call.
-
-    `usage_of` is (e164, day start, window start, call id to leave out), or None to skip usage.
-    """
-    if usage_of is None:
-        return await blocklist_candidates(conn, patterns), None
-    t, c = blocklist_entries, calls.c
     e164, day_start, window_start, exclude = usage_of
-    entries = select(
-        t.c.id,
-        t.c.pattern,
-        t.c.is_prefix,
-        t.c.status,
-        t.c.expires_at,
-        t.c.action,
-        literal(None, Float).label("talk"),
-        literal(None, Integer).label("n"),
-    ).where(t.c.pattern.in_(list(patterns)), t.c.status == EntryStatus.APPROVED.value)
-    usage = select(
-        literal(None, Integer),
-        literal(None, String),
-        literal(None, Boolean),
-        literal(None, String),
-        literal(None, UtcDateTime()),
-        literal(None, String),
+    return select(
+        *leading,
         func.coalesce(func.sum(case((c.started_at >= day_start, c.talk_s), else_=0.0)), 0.0),
         func.count(case((c.started_at >= window_start, 1))),
     ).where(
@@ -227,22 +191,47 @@ async def screening_facts(
         c.started_at >= min(day_start, window_start),
         c.call_id != exclude,
     )
+
+
+async def caller_usage(
+    conn: AsyncConnection, e164: str, day_start: datetime, window_start: datetime, exclude: str
+) -> Usage:
+    """Today's talk time and the calls within the repeat window, other than call `exclude`."""
+    row = (await conn.execute(_usage((e164, day_start, window_start, exclude)))).one()
+    return Usage(float(row[0] or 0.0), int(row[1] or 0))
+
+
+async def screening_facts(
+    conn: AsyncConnection,
+    patterns: Sequence[str],
+    usage_of: UsageOf | None,
+) -> tuple[list[BlockEntry], Usage | None]:
+    """`blocklist_candidates` and `caller_usage` in one statement: one round trip per call.
+
+    `usage_of` is (e164, day start, window start, call id to leave out), or None to skip usage.
+    """
+    if usage_of is None:
+        return await blocklist_candidates(conn, patterns), None
+    entries = _candidates(patterns).add_columns(
+        literal(None, Float).label("talk"), literal(None, Integer).label("n")
+    )
+    # The entry columns are NULL in the usage row; `id IS NULL` tells it apart below.
+    usage = _usage(
+        usage_of,
+        literal(None, Integer),
+        literal(None, String),
+        literal(None, Boolean),
+        literal(None, String),
+        literal(None, UtcDateTime()),
+        literal(None, String),
+    )
     found: list[BlockEntry] = []
     used = Usage(0.0, 0)
     for r in await conn.execute(union_all(entries, usage)):
         if r.id is None:
             used = Usage(float(r.talk or 0.0), int(r.n or 0))
         else:
-            found.append(
-                BlockEntry(
-                    id=r.id,
-                    pattern=r.pattern,
-                    is_prefix=bool(r.is_prefix),
-                    status=EntryStatus(r.status),
-                    expires_at=r.expires_at,
-                    action=r.action,
-                )
-            )
+            found.append(block_entry(r))
     return found, used
 
 
