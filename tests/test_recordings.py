@@ -255,3 +255,27 @@ async def test_a_full_spool_raises_one_alert(make_service: Any, tmp_path: Path) 
     assert len(queued) == 1  # raised when it crosses the threshold, not on every scan
     assert queued[0].details["spool"] == svc.cfg.recording.spool_dir
     assert 0 < float(queued[0].details["percent"] or 0) <= 100
+
+
+async def test_a_file_that_grows_after_it_was_hashed_is_hashed_again(
+    make_service: Any, tmp_path: Path
+) -> None:
+    svc: Service = await make_service(storage_cfg(tmp_path))
+    wav = Path(svc.cfg.recording.spool_dir) / "failopen-1795.5.wav"
+    write_wav(wav)
+    age(wav, svc, 1000)
+    await svc.app.handoff._adopt()  # hashed and spooled, not stored yet
+    with wav.open("ab") as fh:
+        fh.write(b"more audio")  # Asterisk was still writing after all
+    data = wav.read_bytes()
+    await svc.app.handoff.scan_once()
+    r = await row(svc, wav.name)
+    assert (r["state"], r["bytes"], r["attempts"]) == ("spooled", len(data), 0)
+    assert r["sha256"] == hashlib.sha256(data).hexdigest()
+    # Nothing was stored, not even a temporary file.
+    assert not [p for p in svc.cfg.storage_dir().rglob("*") if p.is_file()]
+    svc.clock.at += timedelta(seconds=svc.cfg.storage.settle_s)
+    await svc.app.handoff.scan_once()
+    r = await row(svc, wav.name)
+    assert r["state"] == "complete"
+    assert Path(r["storage_uri"].removeprefix("file://")).read_bytes() == data

@@ -33,7 +33,14 @@ from ivr.config import Config
 from ivr.core.alerts import Alert, AlertType
 from ivr.db import recordings as repo
 from ivr.events.publisher import AlertSink
-from ivr.recordings.storage import Digest, Storage, StorageError, dated_key, hash_file
+from ivr.recordings.storage import (
+    Digest,
+    SourceChanged,
+    Storage,
+    StorageError,
+    dated_key,
+    hash_file,
+)
 
 log = logging.getLogger("ivr.recordings")
 
@@ -42,14 +49,6 @@ log = logging.getLogger("ivr.recordings")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,90}\.wav$")
 _CALL_FILE = re.compile(r"^([0-9a-f]{32}|call[0-9]{4,})\.wav$")
 DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
-
-
-class SpoolChanged(Exception):
-    """The spool file is not what was hashed: it was still being written."""
-
-    def __init__(self, digest: Digest) -> None:
-        super().__init__(f"the spool file changed: now {digest.bytes} bytes")
-        self.digest = digest
 
 
 def call_id_of(name: str) -> str | None:
@@ -181,7 +180,7 @@ class Handoff:
         while row["state"] in repo.ACTIVE:
             try:
                 values = await self._step(row)
-            except SpoolChanged as exc:
+            except SourceChanged as exc:
                 await self._respool(row, exc.digest)
                 return steps
             except StorageError as exc:
@@ -203,12 +202,6 @@ class Handoff:
         if state == "spooled":
             if not path.exists():
                 return self._failed(row, "the spool file disappeared before it was stored")
-            try:
-                now_digest = await asyncio.to_thread(hash_file, path)
-            except OSError as exc:
-                raise StorageError(f"cannot read the spool file: {exc.strerror}") from exc
-            if now_digest != expected:
-                raise SpoolChanged(now_digest)
             day = (row["started_at"] or row["spooled_at"]).astimezone(self._zone).date()
             uri = await self._storage.put(path, dated_key(name, day), expected)
             return {"state": "stored", "storage_uri": uri, "stored_at": self._clock.now()}

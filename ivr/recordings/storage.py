@@ -31,6 +31,14 @@ class Digest:
     sha256: str
 
 
+class SourceChanged(StorageError):
+    """The file to store is not what was hashed (it was still being written); nothing stored."""
+
+    def __init__(self, digest: Digest) -> None:
+        super().__init__(f"the spool file changed: now {digest.bytes} bytes")
+        self.digest = digest
+
+
 def hash_stream(chunks: Iterator[bytes]) -> Digest:
     h = hashlib.sha256()
     n = 0
@@ -56,7 +64,9 @@ def dated_key(name: str, day: date) -> str:
 
 class Storage(Protocol):
     async def put(self, path: Path, key: str, digest: Digest) -> str:
-        """Store the file under `key`; the URI. Raises StorageError."""
+        """Store the file under `key` if it still has `digest`; the URI.
+
+        Raises SourceChanged (storing nothing) when it does not, StorageError on failure."""
         ...
 
     async def digest(self, uri: str) -> Digest:
@@ -107,8 +117,9 @@ class LocalStorage:
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
-                if Digest(n, h.hexdigest()) != digest:
-                    raise StorageError("the spool file changed while it was copied")
+                copied = Digest(n, h.hexdigest())
+                if copied != digest:
+                    raise SourceChanged(copied)
                 os.chmod(tmp, 0o640)
                 os.replace(tmp, target)
             except BaseException:
@@ -207,8 +218,9 @@ class S3Storage:
             body = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
             raise StorageError(f"{path}: {exc.strerror or exc}") from exc
-        if hash_stream(iter([body])) != digest:
-            raise StorageError("the spool file changed since it was hashed")
+        read = hash_stream(iter([body]))
+        if read != digest:
+            raise SourceChanged(read)
         await self._call(
             self._client.put_object,
             Bucket=self.bucket,
