@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.mqtt import free_port
+from tests.servers import ServerProcess
 
 MOTO = str(Path(sys.executable).with_name("moto_server"))
 CREDENTIALS = {
@@ -19,37 +16,18 @@ CREDENTIALS = {
 }
 
 
-class S3Server:
+class S3Server(ServerProcess):
     """moto keeps its objects in memory: a restart empties it, so an outage is simulated by
-    refusing connections in front of it (`Gate`), and `stop()` is only for the end."""
+    refusing connections in front of it (`tests.servers.Gate`), and `stop()` is only for the end."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._log = workdir / "moto.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+    name = "moto"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        with self._log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [MOTO, "-H", "127.0.0.1", "-p", str(self.port)], stdout=log, stderr=log
-            )
-        for _ in range(1000):
-            with contextlib.suppress(OSError):
-                _, w = await asyncio.open_connection("127.0.0.1", self.port)
-                w.close()
-                return
-            await asyncio.sleep(0.02)
-        raise RuntimeError(f"moto did not start: {self._log.read_text()[-2000:]}")
-
-    async def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            await asyncio.to_thread(self._proc.wait)
-            self._proc = None
+    def argv(self) -> list[str]:
+        return [MOTO, "-H", "127.0.0.1", "-p", str(self.port)]
 
     def client(self) -> Any:
         import boto3

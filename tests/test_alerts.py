@@ -17,7 +17,8 @@ from sqlalchemy import insert
 from ivr.db.models import blocklist_entries
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.conftest import OPEN_TIME, Service
-from tests.mqtt import Broker, Gate
+from tests.mqtt import Broker
+from tests.servers import Gate
 from tests.test_caps import CAPS, hang_up
 
 FIELDS = {"type", "call_id", "caller", "elapsed_s", "cap_s", "at", "id"}

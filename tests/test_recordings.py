@@ -47,6 +47,17 @@ def age(path: Path, svc: Service, seconds: float) -> None:
     os.utime(path, (t, t))
 
 
+def spool_failopen(svc: Service, count: int) -> dict[str, bytes]:
+    """`count` finished fail-open recordings in the spool: name → bytes."""
+    spool = Path(svc.cfg.recording.spool_dir)
+    data = {}
+    for n in range(count):
+        p = spool / f"failopen-1795.{n}.wav"
+        data[p.name] = write_wav(p, seed=n)
+        age(p, svc, 1000)
+    return data
+
+
 async def routed_and_ended(svc: Service, talk: str = "300") -> str:
     rec = await svc.fake.call(Channel(uniqueid="1.1"), CallerScript(["1"]))
     call_id = rec.variables["IVR_CALL_ID"]
@@ -151,11 +162,7 @@ async def test_a_corrupted_stored_copy_is_reported_and_never_exported(
     make_service: Any, tmp_path: Path
 ) -> None:
     svc: Service = await make_service(storage_cfg(tmp_path))
-    spool = Path(svc.cfg.recording.spool_dir)
-    for n in range(3):
-        p = spool / f"failopen-1795.{n}.wav"
-        write_wav(p, seed=n)
-        age(p, svc, 1000)
+    spool_failopen(svc, 3)
     await svc.app.handoff.scan_once()
     bad = await row(svc, "failopen-1795.1.wav")
     path = Path(bad["storage_uri"].removeprefix("file://"))
@@ -175,11 +182,7 @@ async def test_purge_never_deletes_a_held_recording_and_audits_each_deletion(
     make_service: Any, tmp_path: Path
 ) -> None:
     svc: Service = await make_service(storage_cfg(tmp_path, retention_days=30))
-    spool = Path(svc.cfg.recording.spool_dir)
-    names = [f"failopen-1795.{n}.wav" for n in range(4)]
-    for n, name in enumerate(names):
-        write_wav(spool / name, seed=n)
-        age(spool / name, svc, 1000)
+    names = list(spool_failopen(svc, 4))
     await svc.app.handoff.scan_once()
     await svc.app.recordings.set_hold(ALICE, names[0], True, "complaint pending")
     with pytest.raises(Conflict):

@@ -14,7 +14,7 @@ from ivr.db.models import recordings
 from tests.conftest import Service
 from tests.test_blocklist_cli import ME
 from tests.test_cli import _run
-from tests.test_recordings import age, storage_cfg, write_wav
+from tests.test_recordings import spool_failopen, storage_cfg
 
 
 async def test_recordings_cli(make_service: Any, tmp_path: Path) -> None:
@@ -22,11 +22,7 @@ async def test_recordings_cli(make_service: Any, tmp_path: Path) -> None:
     cfg["supervisors"] = {ME: "supervisor"}
     svc: Service = await make_service(cfg)
     spool = Path(svc.cfg.recording.spool_dir)
-    data = {}
-    for n in range(2):
-        p = spool / f"failopen-1795.{n}.wav"
-        data[p.name] = write_wav(p, seed=n)
-        age(p, svc, 1000)
+    data = spool_failopen(svc, 2)
     await svc.app.handoff.scan_once()
     toml = tmp_path / "cli.toml"
     toml.write_text(

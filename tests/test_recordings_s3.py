@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from ivr.db.engine import create_engine
 from ivr.db.models import recordings
-from tests.mqtt import Gate
 from tests.s3 import CREDENTIALS, S3Server
+from tests.servers import Gate
 from tests.test_cli import IVR, _free_port
 from tests.test_recordings import storage_cfg, write_wav
 
@@ -62,15 +62,11 @@ def objects(server: S3Server) -> dict[str, bytes]:
 async def test_store_verify_export_and_corruption_on_s3(
     make_service: Any, tmp_path: Path, s3: S3Server
 ) -> None:
-    from tests.test_recordings import ALICE, age
+    from tests.test_recordings import ALICE, spool_failopen
 
     svc = await make_service(s3_cfg(tmp_path, s3.url))
     spool = Path(svc.cfg.recording.spool_dir)
-    data = {}
-    for n in range(3):
-        p = spool / f"failopen-1795.{n}.wav"
-        data[p.name] = write_wav(p, seed=n)
-        age(p, svc, 1000)
+    data = spool_failopen(svc, 3)
     await svc.app.handoff.scan_once()
     assert list(spool.iterdir()) == []
     stored = await asyncio.to_thread(objects, s3)
