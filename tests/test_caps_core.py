@@ -15,6 +15,7 @@ from ivr.core.caps import (
     assess,
     day_start,
     ended_at_cap,
+    talk_seconds,
     warning_for,
 )
 
@@ -82,3 +83,12 @@ def test_the_day_is_the_calendar_day_in_the_centres_zone() -> None:
 def test_ended_at_cap_allows_asterisks_rounding() -> None:
     assert ended_at_cap(1199, 1200) and ended_at_cap(1200, 1200)
     assert not ended_at_cap(1100, 1200) and not ended_at_cap(5000, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("95", 95.0), ("0", 0.0), ("12.5", 12.5), ("", None), (None, None), ("-1", None),
+     ("1e9", None), ("nan", None), ("abc", None)],
+)  # fmt: skip
+def test_talk_seconds(text: str | None, seconds: float | None) -> None:
+    assert talk_seconds(text) == seconds

@@ -18,18 +18,11 @@ from collections.abc import Mapping
 from ivr.ami.client import AmiClient, AmiError
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
+from ivr.core.caps import talk_seconds
 from ivr.db.calls import Closed, TalkReport
 from ivr.db.journal import CallJournal
 
 log = logging.getLogger("ivr.ami.reactor")
-
-
-def _seconds(text: str | None) -> float | None:
-    try:
-        value = float(text or "")
-    except ValueError:
-        return None
-    return value if 0 <= value < 10**7 else None
 
 
 class Reactor:
@@ -65,7 +58,7 @@ class Reactor:
         if not uid or not ev.get("DestinationChannel"):
             return  # no Dial from this channel: nothing we routed
         answered = ev.get("Disposition") == "ANSWERED"
-        talk = _seconds(ev.get("BillableSeconds")) if answered else 0.0
+        talk = talk_seconds(ev.get("BillableSeconds")) if answered else 0.0
         if talk is None:
             log.warning("Cdr for %r: unreadable BillableSeconds", uid)
             return

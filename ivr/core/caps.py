@@ -100,3 +100,13 @@ def usage_since(now: datetime, zone: ZoneInfo, p: CapPolicy) -> tuple[datetime, 
 def ended_at_cap(talk_s: float, limit_s: int | None) -> bool:
     """A call whose talk time reached its limit was ended by the cap (Asterisk rounds to 1 s)."""
     return limit_s is not None and talk_s >= limit_s - 1
+
+
+def talk_seconds(text: str | None) -> float | None:
+    """A talk time as Asterisk reports it (`ANSWEREDTIME`, a Cdr's `BillableSeconds`); None when
+    it is not a plausible number of seconds (empty when nobody answered)."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if 0 <= value < 10**7 else None

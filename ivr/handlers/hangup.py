@@ -12,6 +12,7 @@ import re
 from ivr.agi.session import AgiSession
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
+from ivr.core.caps import talk_seconds
 from ivr.db.calls import TalkReport
 from ivr.db.journal import CallJournal
 
@@ -19,15 +20,6 @@ log = logging.getLogger("ivr.hangup")
 
 CALL_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _DIAL_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION", "CANCEL"})
-
-
-def talk_seconds(text: str) -> float | None:
-    """`ANSWEREDTIME` as seconds; None when it is not a number (never answered: empty)."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if 0 <= value < 10**7 else None
 
 
 class HangupHandler:
