@@ -38,7 +38,12 @@ def parse(path: Path) -> tuple[dict[str, dict[str, str]], str]:
 
 def test_every_non_dialplan_file_passes_asterisklint() -> None:
     files = sorted(p for p in CONF.glob("*.conf") if p.name != "extensions.conf")
-    assert {p.name for p in files} >= {"manager.conf", "cdr_manager.conf", "features.conf"}
+    assert {p.name for p in files} >= {
+        "manager.conf",
+        "cdr_manager.conf",
+        "features.conf",
+        "pjsip.conf",
+    }
     for f in files:
         sections, warnings = parse(f)
         assert sections, f.name
@@ -79,3 +84,38 @@ def test_the_feature_code_reaches_the_shipped_dialplan() -> None:
     assert name == names.FEATURE_HARASSMENT
     assert value.endswith(f"Gosub({names.CONTEXT_FEATURE},s,1)")
     assert "self/callee" in value  # only the agent can trigger it
+
+
+def pjsip_objects() -> dict[tuple[str, str], dict[str, str]]:
+    """pjsip.conf's objects by (name, type): one name carries an endpoint, an aor and an auth."""
+    res = subprocess.run(
+        [sys.executable, "-c", LINT, "pjsip.conf"],
+        cwd=CONF,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    objects: list[tuple[str, dict[str, str]]] = []
+    for line in res.stdout.splitlines():
+        section, key, value = line.split("\t")
+        if key == "type" or not objects or objects[-1][0] != section:
+            objects.append((section, {}))
+        objects[-1][1][key] = value
+    return {(name, attrs["type"]): attrs for name, attrs in objects}
+
+
+def test_pjsip_has_an_endpoint_for_every_default_route_and_a_trunk() -> None:
+    from ivr.config import build_config
+
+    objects = pjsip_objects()
+    cfg = build_config({}, {})
+    for route in cfg.routes.values():
+        tech, _, name = route.dial.partition("/")
+        assert tech == "PJSIP"
+        endpoint = objects[(name, "endpoint")]
+        assert objects[(endpoint["aors"], "aor")] and objects[(endpoint["auth"], "auth")]
+        assert endpoint["dtmf_mode"] == "rfc4733"  # the *0 feature code must reach Asterisk
+    trunk = objects[("trunk", "endpoint")]
+    assert trunk["context"] == "from-trunk"
+    assert "[from-trunk]" in (CONF / "extensions.conf").read_text()
+    assert objects[("trunk", "identify")]["endpoint"] == "trunk"

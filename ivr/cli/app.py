@@ -14,6 +14,7 @@ from ivr.cli import audit as audit_cli
 from ivr.cli import blocklist as blocklist_cli
 from ivr.cli import callers as callers_cli
 from ivr.cli import calls as calls_cli
+from ivr.cli import prompts as prompts_cli
 from ivr.cli import recordings as recordings_cli
 from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, err, out
 from ivr.cli.common import load as _load
@@ -30,6 +31,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(calls_cli.calls_app, name="calls")
 app.add_typer(callers_cli.callers_app, name="callers")
 app.add_typer(recordings_cli.app, name="recordings")
+app.add_typer(prompts_cli.app, name="prompts")
 
 
 def _logging(cfg: Config) -> None:
