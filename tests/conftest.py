@@ -45,10 +45,20 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_url(template_db: Path, tmp_path: Path) -> str:
+def sqlite_url(template_db: Path, tmp_path: Path) -> str:
+    """A fresh migrated SQLite file for one test (for tests about SQLite itself)."""
     target = tmp_path / "ivr.sqlite3"
     shutil.copy(template_db, target)
     return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Every database-facing test runs twice: on SQLite and on the suite's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    server: PgServer = request.getfixturevalue("pg_server")
+    return asyncio.run(_fresh_pg_database(server))
 
 
 @dataclass
@@ -115,12 +125,16 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture
 async def pg_url(pg_server: PgServer) -> str:
     """A fresh migrated PostgreSQL database for one test."""
-    return await pg_server.create_database(
-        f"t{next(_pg_counter)}_{os.getpid()}", template="ivr_template"
-    )
+    return await _fresh_pg_database(pg_server)
 
 
 _pg_counter = itertools.count(1)
+
+
+async def _fresh_pg_database(server: PgServer) -> str:
+    return await server.create_database(
+        f"t{next(_pg_counter)}_{os.getpid()}", template="ivr_template"
+    )
 
 
 @dataclass

@@ -181,8 +181,8 @@ async def _race(url: str) -> None:
     await carol._engine.dispose()
 
 
-async def test_two_concurrent_approvals_give_one_sqlite(db_url: str) -> None:
-    await _race(db_url)
+async def test_two_concurrent_approvals_give_one_sqlite(sqlite_url: str) -> None:
+    await _race(sqlite_url)
 
 
 async def test_two_concurrent_approvals_give_one_postgresql(pg_url: str) -> None:
@@ -231,9 +231,9 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("case", list(TAMPERING))
-async def test_verify_catches_tampering_sqlite(db_url: str, case: str) -> None:
-    bl = await _history(db_url)
-    path = db_url.removeprefix("sqlite+aiosqlite:///")
+async def test_verify_catches_tampering_sqlite(sqlite_url: str, case: str) -> None:
+    bl = await _history(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
     with sqlite3.connect(path) as db:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("UPDATE audit_events SET reason = 'x' WHERE seq = 1")
