@@ -18,12 +18,15 @@ from tests.test_cli import _free_port, _run, serving
 ME = pwd.getpwuid(os.geteuid()).pw_name
 
 
-def setup(tmp_path: Path, roster: dict[str, str] | None = None) -> dict[str, str]:
+def setup(
+    tmp_path: Path, roster: dict[str, str] | None = None, url: str | None = None
+) -> dict[str, str]:
     """A configuration with supervisors, a migrated database, and the environment to use them."""
     roster = {ME: "admin", "alice": "supervisor", "bob": "supervisor"} if roster is None else roster
     people = "\n".join(f'{name} = "{role}"' for name, role in roster.items())
+    database = f'[database]\nurl = "{url}"\n' if url else ""
     cfg = tmp_path / "ivr.toml"
-    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n[supervisors]\n{people}\n')
+    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n{database}[supervisors]\n{people}\n')
     env = dict(os.environ, IVR_CONFIG=str(cfg))
     env.pop("IVR_DATA_DIR", None)
     assert _run(["db", "upgrade"], env).returncode == 0
@@ -36,8 +39,8 @@ def ivr_json(args: list[str], env: dict[str, str], code: int = 0) -> Any:
     return json.loads(res.stdout) if res.stdout.strip() else None
 
 
-async def test_approval_refuses_the_next_call_while_serve_runs(tmp_path: Path) -> None:
-    env = setup(tmp_path)
+async def test_approval_refuses_the_next_call_while_serve_runs(tmp_path: Path, db_url: str) -> None:
+    env = setup(tmp_path, url=db_url)
     port = _free_port()
     fake = FakeAsterisk("127.0.0.1", port)
 
@@ -130,8 +133,8 @@ def test_who_may_act(tmp_path: Path) -> None:
     assert [e["status"] for e in ivr_json(["blocklist", "list"], env)] == ["approved"]
 
 
-def test_csv_import_is_all_or_nothing_and_export_reads_back(tmp_path: Path) -> None:
-    env = setup(tmp_path)
+def test_csv_import_is_all_or_nothing_and_export_reads_back(tmp_path: Path, db_url: str) -> None:
+    env = setup(tmp_path, url=db_url)
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "number,prefix,category,note,expires\n"
@@ -166,8 +169,8 @@ def test_csv_import_is_all_or_nothing_and_export_reads_back(tmp_path: Path) -> N
     assert [e["action"] for e in ivr_json(["audit", "log"], env)] == ["import"] * 3
 
 
-def test_list_filters_and_categories(tmp_path: Path) -> None:
-    env = setup(tmp_path)
+def test_list_filters_and_categories(tmp_path: Path, db_url: str) -> None:
+    env = setup(tmp_path, url=db_url)
     for number, expires in [("090-1000-0001", "10d"), ("090-1000-0002", "60d")]:
         ivr_json(
             [

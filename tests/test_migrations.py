@@ -7,9 +7,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
 from ivr.db import migrate
 from ivr.db.engine import create_engine as create_async_engine
@@ -18,14 +20,19 @@ from ivr.review import trail
 from tests.pg import PgServer
 
 
-def test_migrated_schema_matches_the_models(template_db: Path) -> None:
-    engine = create_engine(f"sqlite:///{template_db}")
+async def _schema_diff(url: str) -> list[Any]:
+    engine = create_async_engine(url)
     try:
-        with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda c: list(compare_metadata(MigrationContext.configure(c), metadata))
+            )
     finally:
-        engine.dispose()
-    assert diff == [], f"models and migrations disagree: {diff}"
+        await engine.dispose()
+
+
+async def test_migrated_schema_matches_the_models(db_url: str) -> None:
+    assert await _schema_diff(db_url) == []
 
 
 def test_0002_seals_entries_that_predate_the_audit_trail(tmp_path: Path) -> None:
@@ -62,8 +69,28 @@ async def _log(url: str) -> list[Any]:
         await engine.dispose()
 
 
-def test_postgresql_migrates_down_and_up(pg_server: PgServer) -> None:
-    url = asyncio.run(pg_server.create_database("updown"))
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_go_down_to_base_and_up_again(
+    backend: str, pg_server: PgServer, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'updown.sqlite3'}"
+    else:
+        url = asyncio.run(pg_server.create_database("updown"))
     migrate.upgrade(url)
-    migrate.downgrade(url, "base")
+    steps = len(list(ScriptDirectory.from_config(migrate.alembic_config(url)).walk_revisions()))
+    assert steps >= 4
+    for _ in range(steps):
+        migrate.downgrade(url, "-1")
+    assert asyncio.run(_tables(url)) <= {"alembic_version"}
     migrate.upgrade(url)
+    assert {"calls", "blocklist_entries", "audit_events", "recordings"} <= asyncio.run(_tables(url))
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
