@@ -347,6 +347,8 @@ class HarassmentConfig(_Model):
 class PromptsConfig(_Model):
     language: Literal["ja", "en"] = "ja"
     sound_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "ivr-guard"
+    # Asterisk's sounds folder, where `ivr doctor` looks for the installed prompt files.
+    sounds_dir: str = "/var/lib/asterisk/sounds"
 
 
 def _default_routes() -> dict[str, RouteConfig]:

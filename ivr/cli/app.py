@@ -18,6 +18,7 @@ from ivr.cli import prompts as prompts_cli
 from ivr.cli import recordings as recordings_cli
 from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, err, out
 from ivr.cli.common import load as _load
+from ivr.cli.doctor import doctor
 from ivr.clock import FixedClock, SystemClock
 from ivr.config import Config, parse_hostport
 
@@ -32,6 +33,7 @@ app.add_typer(calls_cli.calls_app, name="calls")
 app.add_typer(callers_cli.callers_app, name="callers")
 app.add_typer(recordings_cli.app, name="recordings")
 app.add_typer(prompts_cli.app, name="prompts")
+app.command()(doctor)
 
 
 def _logging(cfg: Config) -> None:
