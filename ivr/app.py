@@ -26,6 +26,7 @@ from ivr.events.publisher import AlertPublisher
 from ivr.handlers.hangup import HangupHandler
 from ivr.handlers.harassment import HarassmentHandler
 from ivr.handlers.inbound import DB_ERRORS, InboundHandler, new_call_id
+from ivr.metrics import Metrics
 from ivr.recordings.handoff import Handoff
 from ivr.recordings.service import RecordingService
 from ivr.recordings.storage import build_storage
@@ -52,6 +53,8 @@ class App:
     ami: AmiClient | None
     handoff: Handoff
     recordings: RecordingService
+    metrics: Metrics
+    metrics_port: int | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, host: str, port: int) -> None:
@@ -66,6 +69,10 @@ class App:
         ]
         if self.ami is not None:
             self._tasks.append(asyncio.create_task(self._ami(self.ami), name="ami"))
+        if self.cfg.metrics.listen:
+            m_host, m_port = parse_hostport(self.cfg.metrics.listen)
+            self.metrics_port = await asyncio.to_thread(self.metrics.serve, m_host, m_port)
+            log.info("Prometheus metrics on http://%s:%d/metrics", m_host, self.metrics_port)
         await self.agi.start(host, port)
 
     async def _ami(self, ami: AmiClient) -> None:
@@ -119,6 +126,7 @@ class App:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.metrics.close)
         await self.engine.dispose()
 
 
@@ -141,7 +149,8 @@ def build_app(
         reactor.attach(ami)
     blocklist = BlocklistService(engine, cfg, clock)
     ender = CallEnder(engine, cfg, blocklist, alerts, clock)
-    inbound = InboundHandler(cfg, engine, journal, clock, alerts, monitor, new_id)
+    metrics = Metrics()
+    inbound = InboundHandler(cfg, engine, journal, clock, alerts, monitor, new_id, metrics)
     a = cfg.agi
     agi = AgiServer(
         {
@@ -152,10 +161,34 @@ def build_app(
         allow=a.allow,
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
+        observe=lambda script, total, first: _observe(metrics, script, total, first),
     )
     storage = build_storage(cfg)
     handoff = Handoff(engine, cfg, storage, alerts, clock)
     recordings = RecordingService(engine, storage, clock)
+    metrics.gauges(
+        {
+            "ivr_agi_sessions": ("FastAGI sessions in progress.", lambda: agi.active_sessions),
+            "ivr_active_calls": ("Routed calls whose time cap is watched.", lambda: len(monitor)),
+            "ivr_recording_backlog": (
+                "Recordings found in the spool and not yet stored and verified (last scan).",
+                lambda: handoff.backlog,
+            ),
+            "ivr_recordings_failed_total": (
+                "Recordings given up after max_attempts.",
+                lambda: handoff.failed,
+            ),
+            "ivr_alert_queue_length": ("Alerts waiting for the broker.", lambda: alerts.backlog),
+            "ivr_alerts_dropped_total": (
+                "Alerts dropped from a full queue.",
+                lambda: alerts.dropped,
+            ),
+            "ivr_journal_backlog": (
+                "Call records waiting for the database.",
+                lambda: journal.backlog,
+            ),
+        }
+    )
     return App(
         cfg,
         engine,
@@ -169,7 +202,14 @@ def build_app(
         ami,
         handoff,
         recordings,
+        metrics,
     )
+
+
+def _observe(metrics: Metrics, script: str, total: float, first: float | None) -> None:
+    metrics.handler_seconds.labels(script).observe(total)
+    if first is not None:
+        metrics.first_command_seconds.labels(script).observe(first)
 
 
 def ami_settings(c: AmiConfig) -> AmiSettings:

@@ -344,6 +344,17 @@ class HarassmentConfig(_Model):
         return v
 
 
+class MetricsConfig(_Model):
+    listen: str = ""  # host:port for Prometheus' /metrics; empty: no endpoint
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            parse_hostport(v)
+        return v
+
+
 class PromptsConfig(_Model):
     language: Literal["ja", "en"] = "ja"
     sound_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "ivr-guard"
@@ -362,6 +373,7 @@ def _default_routes() -> dict[str, RouteConfig]:
 class Config(_Model):
     data_dir: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
     agi: AgiConfig = AgiConfig()
     database: DatabaseConfig = DatabaseConfig()
     routes: dict[str, RouteConfig] = Field(default_factory=_default_routes)
@@ -377,6 +389,7 @@ class Config(_Model):
     ami: AmiConfig = AmiConfig()
     mqtt: MqttConfig = MqttConfig()
     harassment: HarassmentConfig = HarassmentConfig()
+    metrics: MetricsConfig = MetricsConfig()
     supervisors: dict[str, Role] = {}
 
     @field_validator("supervisors")

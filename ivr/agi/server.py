@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from ivr.agi.protocol import DEFAULT_MAX_ENV_BYTES, AgiEnvironment
@@ -20,6 +21,8 @@ from ivr.agi.session import (
 log = logging.getLogger("ivr.agi")
 
 Handler = Callable[[AgiSession], Awaitable[None]]
+# (script, handler seconds, seconds to the first command or None): for the metrics.
+Observer = Callable[[str, float, float | None], None]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -33,8 +36,10 @@ class AgiServer:
         allow: Iterable[str] = (),
         deadlines: Deadlines | None = None,
         max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
+        observe: Observer | None = None,
     ) -> None:
         self._handlers = dict(handlers)
+        self._observe = observe
         self._allow: list[Network] = [ipaddress.ip_network(a, strict=False) for a in allow]
         self._deadlines = deadlines or Deadlines()
         self._max_env_bytes = max_env_bytes
@@ -108,6 +113,9 @@ class AgiServer:
             log.exception("handler for %r failed", script)
         finally:
             conn.close()
+            if self._observe is not None:
+                label = script if handler is not None else "unknown"
+                self._observe(label, time.monotonic() - session.started, session.first_command_s)
 
     async def start(self, host: str, port: int) -> None:
         """Bind and start accepting connections."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -181,6 +182,8 @@ class AgiSession:
         self._conn = conn
         self.env = env
         self.commands_sent = 0
+        self.started = time.monotonic()
+        self.first_command_s: float | None = None  # from the environment to the first command
 
     @property
     def peer(self) -> str:
@@ -194,6 +197,8 @@ class AgiSession:
     async def command(self, verb: str, *args: str, timeout: float | None = None) -> Reply:
         """Send `verb` with its arguments (quoted unless `Raw`); raise on hang-up or error."""
         data = format_command(verb, *args)
+        if self.first_command_s is None:
+            self.first_command_s = time.monotonic() - self.started
         reply = await self._conn.send(data, timeout or self._conn.deadlines.command)
         self.commands_sent += 1
         if reply.code == 511:

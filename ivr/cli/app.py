@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from typing import Annotated
 
 import typer
@@ -21,6 +20,7 @@ from ivr.cli.common import load as _load
 from ivr.cli.doctor import doctor
 from ivr.clock import FixedClock, SystemClock
 from ivr.config import Config, parse_hostport
+from ivr.logs import setup_logging
 
 app = typer.Typer(no_args_is_help=True, help="Call guard for Asterisk.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
@@ -37,11 +37,7 @@ app.command()(doctor)
 
 
 def _logging(cfg: Config) -> None:
-    logging.basicConfig(
-        level=cfg.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(cfg.log_level, cfg.log_format)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from ivr.clock import Clock
 from ivr.core.caps import talk_seconds
 from ivr.db.calls import TalkReport
 from ivr.db.journal import CallJournal
+from ivr.logs import call_id_var
 
 log = logging.getLogger("ivr.hangup")
 
@@ -34,6 +35,7 @@ class HangupHandler:
         if not CALL_ID.match(call_id):
             log.warning("hangup handler without a valid call id from %s", session.peer)
             return
+        call_id_var.set(call_id)
         answered = talk_seconds(args[1]) if len(args) > 1 else None
         status = args[2] if len(args) > 2 else ""
         reason = None

@@ -15,6 +15,7 @@ from ivr.calls.ending import CallEnder, EndRequest
 from ivr.core.review import SYSTEM_ACTOR, Actor, ReviewError
 from ivr.handlers.hangup import CALL_ID
 from ivr.handlers.inbound import SAFE_CHANNEL
+from ivr.logs import call_id_var
 
 log = logging.getLogger("ivr.harassment")
 
@@ -34,6 +35,7 @@ class HarassmentHandler:
         if not CALL_ID.match(call_id):
             log.warning("harassment feature without a valid call id from %s", session.peer)
             return
+        call_id_var.set(call_id)
 
         async def redirect(channel: str, context: str) -> None:
             if not SAFE_CHANNEL.match(channel):

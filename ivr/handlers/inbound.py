@@ -27,6 +27,8 @@ from ivr.core.screening import CapRouting, Reason, Screen, policy_for, screen
 from ivr.db import calls as calls_repo
 from ivr.db.journal import CallJournal
 from ivr.events.publisher import AlertSink
+from ivr.logs import call_id_var
+from ivr.metrics import Metrics
 from ivr.prompts import sound_path
 
 log = logging.getLogger("ivr.inbound")
@@ -77,8 +79,10 @@ class InboundHandler:
         alerts: AlertSink,
         monitor: CallMonitor,
         new_id: Callable[[], str] = new_call_id,
+        metrics: Metrics | None = None,
     ) -> None:
         self._cfg = cfg
+        self._metrics = metrics
         self._engine = engine
         self._journal = journal
         self._clock = clock
@@ -228,6 +232,7 @@ class InboundHandler:
         env = session.env
         now = self._clock.now()
         call_id = self._new_id()
+        call_id_var.set(call_id)
         caller = self._caller(session)
         uniqueid = _safe_token(env.get("uniqueid"))
         channel = env.get("channel")
@@ -307,6 +312,8 @@ class InboundHandler:
                 limit_s=res.limit_s if res.decision == names.DECISION_ROUTE else None,
             )
             self._journal.record_outcome(call_id, outcome)
+            if self._metrics is not None:
+                self._metrics.calls.labels(outcome.decision, scr.reason.value).inc()
 
     def _alert_screen(
         self,

@@ -1,0 +1,40 @@
+"""Logging: one JSON object per line (or plain text), each carrying the call id it is about."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Literal
+
+from pythonjsonlogger.json import JsonFormatter
+
+# Set by the AGI session (and the handlers once they know the call); asyncio copies it per task.
+call_id_var: ContextVar[str | None] = ContextVar("ivr_call_id", default=None)
+
+
+class CallIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.call_id = call_id_var.get()
+        return True
+
+
+def setup_logging(level: str, fmt: Literal["json", "text"]) -> None:
+    """Configure the root logger for `ivr serve` (stderr, so journald or Docker collect it)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(CallIdFilter())
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(call_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                json_ensure_ascii=True,  # caller data can never break a line or a terminal
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(call_id)s] %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,82 @@
+"""Prometheus metrics and JSON logs carrying the call id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ivr import names
+from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
+from tests.test_cli import _env, _free_port, _run, serving
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_count_calls_by_decision_and_time_the_handlers(make_service: Any) -> None:
+    svc = await make_service({"metrics": {"listen": "127.0.0.1:0"}})
+    assert svc.app.metrics_port
+    await svc.fake.call(Channel(callerid="0312345678"), CallerScript(digits=["1"]))
+    await svc.fake.call(Channel(callerid="0312345679"), CallerScript(digits=["2"]))
+    await svc.fake.call(
+        Channel(callerid="anonymous", calleridname="Anonymous", callingpres=35), CallerScript()
+    )
+    await svc.fake.call(Channel(callerid="0312345678"), CallerScript(hangup_after_commands=1))
+    m = await asyncio.to_thread(scrape, svc.app.metrics_port)
+    assert m[("ivr_calls_total", (("decision", "route"), ("screen", "menu")))] == 2
+    assert m[("ivr_calls_total", (("decision", "hangup"), ("screen", "withheld")))] == 1
+    assert m[("ivr_calls_total", (("decision", "abandoned"), ("screen", "menu")))] == 1
+    assert m[("ivr_agi_handler_seconds_count", (("script", "inbound"),))] == 4
+    assert m[("ivr_agi_first_command_seconds_count", (("script", "inbound"),))] == 4
+    # A whole simulated call, with no audio time, is well under a second.
+    assert m[("ivr_agi_handler_seconds_bucket", (("le", "1.0"), ("script", "inbound")))] == 4
+    assert m[("ivr_agi_sessions", ())] == 0
+    for gauge in (
+        "ivr_active_calls",
+        "ivr_recording_backlog",
+        "ivr_alert_queue_length",
+        "ivr_journal_backlog",
+    ):
+        assert m[(gauge, ())] >= 0
+    assert m[("ivr_alerts_dropped_total", ())] == 0
+
+
+async def test_metrics_are_off_unless_configured(make_service: Any) -> None:
+    svc = await make_service()
+    assert svc.app.metrics_port is None
+
+
+async def test_serve_logs_json_lines_with_the_call_id(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    port = _free_port()
+    async with serving(env, port) as proc:
+        rec = await FakeAsterisk("127.0.0.1", port).call(
+            # A hostile name: newlines and escapes must not split or forge a log line.
+            Channel(callerid="0312345678", calleridname='x\n{"level": "INFO"}\x1b[2J'),
+            CallerScript(digits=["1"]),
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        rest = (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
+        await proc.wait()
+    call_id = rec.variables[names.VAR_CALL_ID]
+    lines = [json.loads(line) for line in rest.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(x) for x in lines)
+    about_call = [x for x in lines if x.get("call_id") == call_id]
+    assert any(x["message"].startswith(f"call {call_id} ") for x in about_call), lines
+    assert all(x["call_id"] in (None, call_id) for x in lines)
+    assert all(line.isascii() for line in rest.splitlines())
