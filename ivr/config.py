@@ -525,7 +525,8 @@ def _format_errors(exc: ValidationError) -> str:
 def build_config(
     data: Mapping[str, Any], env: Mapping[str, str], catalog: PromptCatalog | None = None
 ) -> Config:
-    """Validate a parsed TOML mapping; `IVR_DATA_DIR` overrides `data_dir`."""
+    """Validate a parsed TOML mapping; `IVR_DATA_DIR` overrides `data_dir` and
+    `IVR_DATABASE_URL` (which may carry a password) overrides `[database] url`."""
     try:
         cfg = Config.model_validate(dict(data))
     except ValidationError as exc:
@@ -536,6 +537,9 @@ def build_config(
             "data_dir": data_dir,
             "ami": cfg.ami.model_copy(update={"secret": _ami_secret(cfg.ami, env)}),
             "mqtt": cfg.mqtt.model_copy(update={"password": env.get("IVR_MQTT_PASSWORD", "")}),
+            "database": cfg.database.model_copy(
+                update={"url": env.get("IVR_DATABASE_URL") or cfg.database.url}
+            ),
         }
     )
     if catalog is not None:

@@ -137,3 +137,10 @@ def test_ami_secret_file_must_be_private(tmp_path: Path) -> None:
     assert build_config(data, {}).ami.secret == "s3cret"
     assert build_config(data, {"IVR_AMI_SECRET": "env"}).ami.secret == "env"
     assert "s3cret" not in repr(build_config(data, {}))
+
+
+def test_database_url_from_the_environment(catalog: PromptCatalog, tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://ivr:secret@db:5432/ivr"
+    data = {"database": {"url": "sqlite+aiosqlite:////x.sqlite3"}}
+    assert build_config(data, {"IVR_DATABASE_URL": url}, catalog).database_url() == url
+    assert build_config(data, {}, catalog).database_url() == "sqlite+aiosqlite:////x.sqlite3"
