@@ -33,9 +33,7 @@ def compose() -> dict[str, Any]:
 
 def env_defaults(environment: dict[str, str]) -> dict[str, str]:
     """What Compose substitutes with no .env file: `${VAR:-default}` → default."""
-    return {
-        k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in environment.items()
-    }
+    return {k: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(v)) for k, v in environment.items()}
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:
