@@ -215,6 +215,23 @@ async def test_ami_login_refused(
     assert failed.detail.startswith("AMI login as 'ivr-guard' refused by 127.0.0.1")
 
 
+async def test_ami_user_without_the_reporting_class(
+    tmp_path: Path, sqlite_url: str, catalog: PromptCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ami = FakeAmi("ivr-guard", "s3cret")
+    ami.denied = {"coreshowchannels"}
+    await ami.start()
+    monkeypatch.setenv("IVR_AMI_SECRET", "s3cret")
+    data = healthy(tmp_path, sqlite_url)
+    data["ami"] = {"host": "127.0.0.1", "port": ami.port}
+    try:
+        failed = only_failure(await check(data, catalog))
+    finally:
+        await ami.close()
+    assert failed.check == "AMI" and "Permission denied" in failed.detail
+    assert failed.detail.endswith("the user needs write=call,reporting and read=call,cdr")
+
+
 async def test_ami_unreachable_and_no_secret(
     tmp_path: Path, sqlite_url: str, catalog: PromptCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,6 +250,22 @@ async def test_broker_unreachable(tmp_path: Path, sqlite_url: str, catalog: Prom
     data["mqtt"] = {"host": "127.0.0.1", "port": free_port()}
     failed = only_failure(await check(data, catalog))
     assert failed.check == "MQTT" and failed.detail.startswith("broker 127.0.0.1:")
+
+
+async def test_broker_refuses_the_client(
+    tmp_path: Path, sqlite_url: str, catalog: PromptCatalog
+) -> None:
+    broker = Broker(tmp_path)
+    conf = broker._conf.read_text().replace("allow_anonymous: true", "allow_anonymous: false")
+    broker._conf.write_text(conf)
+    await broker.start()
+    data = healthy(tmp_path, sqlite_url)
+    data["mqtt"] = {"host": "127.0.0.1", "port": broker.port}
+    try:
+        failed = only_failure(await check(data, catalog))
+    finally:
+        await broker.stop()
+    assert failed.detail == f"broker 127.0.0.1:{broker.port}: [code:135] Not authorized"
 
 
 def test_configuration_error_is_reported_not_raised(tmp_path: Path) -> None:

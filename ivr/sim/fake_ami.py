@@ -35,6 +35,9 @@ class FakeAmi:
         self.logins = 0
         # Live channels for CoreShowChannels: dicts with at least Channel, Uniqueid, Linkedid.
         self.channels: list[dict[str, str]] = []
+        # Actions (lower case) the user's write classes do not cover: Asterisk answers as for
+        # an unauthenticated action.
+        self.denied: set[str] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -113,7 +116,7 @@ class FakeAmi:
                     [("Response", "Success"), *aid, ("Message", "Authentication accepted")]
                 )
             return frame([("Response", "Error"), *aid, ("Message", "Authentication failed")])
-        if not authed:
+        if not authed or name in self.denied:
             return frame([("Response", "Error"), *aid, ("Message", "Permission denied")])
         if name == "ping":
             return frame(
