@@ -24,6 +24,7 @@ from ivr.ami.client import AmiAuthError, AmiClient, AmiError
 from ivr.config import Config
 from ivr.db.engine import create_engine
 from ivr.db.migrate import schema_status
+from ivr.events.publisher import mqtt_client
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog, prompt_file_problems
 from ivr.recordings.storage import StorageError, build_storage, hash_file
@@ -144,14 +145,7 @@ async def check_broker(cfg: Config) -> Finding:
         return Finding("MQTT", "off", "[mqtt] host is not set: alerts are only logged")
     where = f"{c.host}:{c.port}"
     try:
-        async with aiomqtt.Client(
-            c.host,
-            c.port,
-            username=c.username or None,
-            password=c.password or None,
-            identifier=f"ivr-doctor-{secrets.token_hex(4)}",
-            timeout=TIMEOUT_S,
-        ) as client:
+        async with mqtt_client(c, f"ivr-doctor-{secrets.token_hex(4)}", TIMEOUT_S) as client:
             await client.publish(f"{c.topic_prefix}/doctor", b"{}", qos=1)
     except aiomqtt.MqttError as exc:
         return Finding("MQTT", "fail", f"broker {where}: {exc}")

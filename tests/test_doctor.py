@@ -199,18 +199,27 @@ async def test_s3_bucket_missing(
     assert found["storage"].status == "ok"
 
 
+async def ami_finding(
+    tmp_path: Path, url: str, catalog: PromptCatalog, monkeypatch: pytest.MonkeyPatch,
+    secret: str, denied: frozenset[str] = frozenset(),
+) -> Finding:  # fmt: skip
+    """The one failure when the service logs in to a fake AMI whose user's secret is s3cret."""
+    ami = FakeAmi("ivr-guard", "s3cret")
+    ami.denied = set(denied)
+    await ami.start()
+    monkeypatch.setenv("IVR_AMI_SECRET", secret)
+    data = healthy(tmp_path, url)
+    data["ami"] = {"host": "127.0.0.1", "port": ami.port}
+    try:
+        return only_failure(await check(data, catalog))
+    finally:
+        await ami.close()
+
+
 async def test_ami_login_refused(
     tmp_path: Path, sqlite_url: str, catalog: PromptCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ami = FakeAmi("ivr-guard", "right")
-    await ami.start()
-    monkeypatch.setenv("IVR_AMI_SECRET", "wrong")
-    data = healthy(tmp_path, sqlite_url)
-    data["ami"] = {"host": "127.0.0.1", "port": ami.port}
-    try:
-        failed = only_failure(await check(data, catalog))
-    finally:
-        await ami.close()
+    failed = await ami_finding(tmp_path, sqlite_url, catalog, monkeypatch, "wrong")
     assert failed.check == "AMI"
     assert failed.detail.startswith("AMI login as 'ivr-guard' refused by 127.0.0.1")
 
@@ -218,16 +227,9 @@ async def test_ami_login_refused(
 async def test_ami_user_without_the_reporting_class(
     tmp_path: Path, sqlite_url: str, catalog: PromptCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ami = FakeAmi("ivr-guard", "s3cret")
-    ami.denied = {"coreshowchannels"}
-    await ami.start()
-    monkeypatch.setenv("IVR_AMI_SECRET", "s3cret")
-    data = healthy(tmp_path, sqlite_url)
-    data["ami"] = {"host": "127.0.0.1", "port": ami.port}
-    try:
-        failed = only_failure(await check(data, catalog))
-    finally:
-        await ami.close()
+    failed = await ami_finding(
+        tmp_path, sqlite_url, catalog, monkeypatch, "s3cret", frozenset({"coreshowchannels"})
+    )
     assert failed.check == "AMI" and "Permission denied" in failed.detail
     assert failed.detail.endswith("the user needs write=call,reporting and read=call,cdr")
 

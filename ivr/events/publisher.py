@@ -77,14 +77,7 @@ class AlertPublisher:
         delay = self._retry_initial
         while True:
             try:
-                async with aiomqtt.Client(
-                    c.host,
-                    c.port,
-                    username=c.username or None,
-                    password=c.password or None,
-                    identifier=c.client_id or None,
-                    timeout=10,
-                ) as client:
+                async with mqtt_client(c, c.client_id or None, timeout=10) as client:
                     self.connected = True
                     log.info("MQTT connected to %s:%s", c.host, c.port)
                     delay = self._retry_initial
@@ -119,3 +112,15 @@ class AlertPublisher:
             if self._queue and self._queue[0] is alert:
                 self._queue.popleft()
             self.published += 1
+
+
+def mqtt_client(c: MqttConfig, identifier: str | None, timeout: float) -> aiomqtt.Client:
+    """A client for the configured broker (the password comes from IVR_MQTT_PASSWORD)."""
+    return aiomqtt.Client(
+        c.host,
+        c.port,
+        username=c.username or None,
+        password=c.password or None,
+        identifier=identifier,
+        timeout=timeout,
+    )
