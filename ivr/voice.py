@@ -55,7 +55,8 @@ _ESPEAK_TO_KOKORO = sorted(
     }.items(),
     key=lambda kv: -len(kv[0]),
 )
-_SENTENCE = re.compile(r"(?<=[。！？.!?])\s*")
+# Japanese sentence ends; an English one only before a capital ("9 a.m. to 6 p.m." stays whole).
+_SENTENCE = re.compile(r"(?<=[。！？])\s*|(?<=[.!?])\s+(?=[A-Z])")
 
 
 class VoiceError(RuntimeError):

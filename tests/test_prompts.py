@@ -74,6 +74,10 @@ def test_generator_helpers() -> None:
         "失礼いたします。",
     ]
     assert sentences("Thank you. Goodbye.") == ["Thank you.", "Goodbye."]
+    assert sentences("Open 9 a.m. to 6 p.m. on weekdays. Call again.") == [
+        "Open 9 a.m. to 6 p.m. on weekdays.",
+        "Call again.",
+    ]
     # espeak-ng's American English diphthongs become Kokoro's single-letter phonemes.
     assert kokoro_phonemes("ɡˈo^ʊ ha^ʊ ɹˈe^ɪ  ma^ɪ\n") == "ɡˈO hW ɹˈA mI"
     cmd = sox_command(Path("in.wav"), Path("out.wav"))

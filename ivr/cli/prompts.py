@@ -50,7 +50,7 @@ def build(
         )
     except gen.VoiceError as exc:
         raise fail(f"cannot build prompts: {exc}", EXIT_FAILED) from None
-    out.print(f"{len(written)} prompt files written")
+    out.print(f"prompt files written: {len(written)}")
 
 
 @app.command("check")
