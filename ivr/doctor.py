@@ -11,7 +11,6 @@ import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.ami.client import AmiAuthError, AmiClient, AmiError
+from ivr.app import ami_settings
 from ivr.config import Config
 from ivr.db.engine import create_engine
 from ivr.db.migrate import schema_status
@@ -100,8 +100,6 @@ def _first(problems: list[str]) -> str:
 
 
 async def check_ami(cfg: Config) -> Finding:
-    from ivr.app import ami_settings
-
     if not cfg.ami.host:
         return Finding("AMI", "off", "[ami] host is not set: no cap timers at answer, no Redirect")
     where = f"{cfg.ami.host}:{cfg.ami.port}"
@@ -196,7 +194,5 @@ async def run_checks(cfg: Config, catalog: PromptCatalog) -> list[Finding]:
     findings.append(await check_database(cfg))
     findings += check_prompts(cfg, catalog)
     findings.append(check_spool(cfg))
-    steps: list[Callable[[Config], Awaitable[Finding]]] = [check_storage, check_ami, check_broker]
-    for step in steps:
-        findings.append(await step(cfg))
+    findings += [await check_storage(cfg), await check_ami(cfg), await check_broker(cfg)]
     return findings

@@ -23,6 +23,19 @@ CALL_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _DIAL_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION", "CANCEL"})
 
 
+def call_id_argument(session: AgiSession, script: str) -> str | None:
+    """The call id a dialplan script passes first; it tags this session's log lines.
+
+    None (and a warning naming `script`) when it is missing or not one of our ids."""
+    args = session.env.args
+    call_id = args[0] if args else ""
+    if not CALL_ID.match(call_id):
+        log.warning("%s without a valid call id from %s", script, session.peer)
+        return None
+    call_id_var.set(call_id)
+    return call_id
+
+
 class HangupHandler:
     def __init__(self, journal: CallJournal, monitor: CallMonitor, clock: Clock) -> None:
         self._journal = journal
@@ -30,12 +43,10 @@ class HangupHandler:
         self._clock = clock
 
     async def __call__(self, session: AgiSession) -> None:
-        args = session.env.args
-        call_id = args[0] if args else ""
-        if not CALL_ID.match(call_id):
-            log.warning("hangup handler without a valid call id from %s", session.peer)
+        call_id = call_id_argument(session, "hangup handler")
+        if call_id is None:
             return
-        call_id_var.set(call_id)
+        args = session.env.args
         answered = talk_seconds(args[1]) if len(args) > 1 else None
         status = args[2] if len(args) > 2 else ""
         reason = None

@@ -13,9 +13,8 @@ from ivr.agi.session import AgiSession
 from ivr.ami.client import AmiClient, AmiError
 from ivr.calls.ending import CallEnder, EndRequest
 from ivr.core.review import SYSTEM_ACTOR, Actor, ReviewError
-from ivr.handlers.hangup import CALL_ID
+from ivr.handlers.hangup import call_id_argument
 from ivr.handlers.inbound import SAFE_CHANNEL
-from ivr.logs import call_id_var
 
 log = logging.getLogger("ivr.harassment")
 
@@ -30,12 +29,9 @@ class HarassmentHandler:
         self._ami = ami
 
     async def __call__(self, session: AgiSession) -> None:
-        args = session.env.args
-        call_id = args[0] if args else ""
-        if not CALL_ID.match(call_id):
-            log.warning("harassment feature without a valid call id from %s", session.peer)
+        call_id = call_id_argument(session, "harassment feature")
+        if call_id is None:
             return
-        call_id_var.set(call_id)
 
         async def redirect(channel: str, context: str) -> None:
             if not SAFE_CHANNEL.match(channel):
