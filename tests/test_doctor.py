@@ -22,6 +22,7 @@ from ivr.sim.fake_ami import FakeAmi
 from tests.mqtt import Broker
 from tests.s3 import CREDENTIALS, S3Server
 from tests.servers import free_port
+from tests.test_prompts import tone
 
 IVR = str(Path(sys.executable).with_name("ivr"))
 
@@ -115,11 +116,7 @@ async def test_installed_prompt_missing_or_wrong_format(
     failed = only_failure(await check(data, catalog))
     assert failed.check == "installed prompts"
     assert failed.detail.startswith(f"{installed}/en/goodbye.wav: missing; copy them: cp -r ")
-    subprocess.run(
-        ["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(installed / "en" / "goodbye.wav"),
-         "synth", "1", "sine", "440"],
-        check=True,
-    )  # fmt: skip
+    tone(installed / "en" / "goodbye.wav", 1.0, rate=44100, channels=2)
     failed = only_failure(await check(data, catalog))
     assert "goodbye.wav: 44100 Hz, 2 channel(s), 16-bit; Asterisk needs 8000 Hz" in failed.detail
 
