@@ -118,6 +118,7 @@ class App:
         self.monitor.close()
         self.reactor.close()
         await self.journal.close(timeout=grace)
+        self.inbound.close()
         if self.alerts.enabled:
             try:
                 await self.alerts.flush(timeout=min(grace, 5.0))

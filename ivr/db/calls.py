@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    bindparam,
     case,
     func,
     insert,
@@ -78,16 +79,25 @@ class Closed:
     end_reason: str
 
 
-async def insert_call(conn: AsyncConnection, start: CallStart) -> None:
-    await conn.execute(insert(calls).values(**asdict(start)))
+async def insert_calls(conn: AsyncConnection, starts: Sequence[CallStart]) -> None:
+    """Insert the calls' rows in one executemany."""
+    if starts:
+        await conn.execute(insert(calls), [asdict(s) for s in starts])
 
 
-async def update_call(conn: AsyncConnection, call_id: str, outcome: CallOutcome) -> int:
-    """Write the outcome; returns the number of rows changed (0 when the row is missing)."""
-    res = await conn.execute(
-        update(calls).where(calls.c.call_id == call_id).values(**asdict(outcome))
-    )
-    return int(res.rowcount or 0)
+_UPDATE_OUTCOME = (
+    update(calls)
+    .where(calls.c.call_id == bindparam("b_call_id"))
+    .values({f.name: bindparam(f.name) for f in fields(CallOutcome)})
+)
+
+
+async def update_calls(conn: AsyncConnection, outcomes: Sequence[tuple[str, CallOutcome]]) -> None:
+    """Write each (call id, outcome) in one executemany; a missing row is left alone."""
+    if outcomes:
+        await conn.execute(
+            _UPDATE_OUTCOME, [{"b_call_id": call_id, **asdict(o)} for call_id, o in outcomes]
+        )
 
 
 def _candidates(patterns: Sequence[str]) -> Select[Any]:

@@ -21,8 +21,8 @@ from ivr.db.calls import (
     TalkReport,
     account,
     close,
-    insert_call,
-    update_call,
+    insert_calls,
+    update_calls,
 )
 
 log = logging.getLogger("ivr.journal")
@@ -146,13 +146,26 @@ class CallJournal:
             await self._apply_one_by_one(batch)
 
     async def _apply(self, batch: list[_Op]) -> None:
+        """One transaction; call starts and outcomes go in executemany runs.
+
+        A run ends at each talk report or hang-up, which may depend on an outcome before it.
+        Within a run every start is inserted before any outcome is written, which keeps each
+        call's own order: its outcome is always queued after its start.
+        """
         async with self._engine.begin() as conn:
+            starts: list[CallStart] = []
+            outcomes: list[tuple[str, CallOutcome]] = []
             for op in batch:
                 if isinstance(op, CallStart):
-                    await insert_call(conn, op)
-                elif isinstance(op, _Outcome):
-                    await update_call(conn, op.call_id, op.outcome)
-                elif isinstance(op, TalkReport):
+                    starts.append(op)
+                    continue
+                if isinstance(op, _Outcome):
+                    outcomes.append((op.call_id, op.outcome))
+                    continue
+                await insert_calls(conn, starts)
+                await update_calls(conn, outcomes)
+                starts, outcomes = [], []
+                if isinstance(op, TalkReport):
                     counted = await account(conn, op)
                     log.info(
                         "talk %.0f s from %s for %s: %s",
@@ -163,6 +176,8 @@ class CallJournal:
                     )
                 else:
                     await close(conn, op)
+            await insert_calls(conn, starts)
+            await update_calls(conn, outcomes)
 
     async def _apply_one_by_one(self, batch: list[_Op]) -> None:
         """A batch with a bad write: store the good ones, log and skip the bad one."""

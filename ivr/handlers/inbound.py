@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ivr.core.hours import open_state
 from ivr.core.screening import CapRouting, Reason, Screen, policy_for, screen
 from ivr.db import calls as calls_repo
 from ivr.db.journal import CallJournal
+from ivr.db.sqlite_reader import SqliteScreeningReader
 from ivr.events.publisher import AlertSink
 from ivr.logs import call_id_var
 from ivr.metrics import Metrics
@@ -43,7 +45,7 @@ _ALERT_FOR = {
     Reason.DAILY_LIMIT: AlertType.DAILY_LIMIT,
     Reason.REPEAT: AlertType.REPEAT_LIMIT,
 }
-DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+DB_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError, ConnectionError)
 
 
 def new_call_id() -> str:
@@ -102,6 +104,7 @@ class InboundHandler:
         self._closed = cfg.closed_policy()
         self.missing_prompts = 0
         self.db_failures = 0
+        self._reader = SqliteScreeningReader.for_url(cfg.database_url())
 
     # facts --------------------------------------------------------------------------------
     async def _lookup(
@@ -124,6 +127,8 @@ class InboundHandler:
                 return await calls_repo.screening_facts(conn, patterns, usage_of)
 
         try:
+            if self._reader is not None:
+                return self._reader.facts(patterns, usage_of)
             return await asyncio.wait_for(work(), self._cfg.database.timeout_s)
         except DB_ERRORS as exc:
             self.db_failures += 1
@@ -131,6 +136,11 @@ class InboundHandler:
                 "call %s: database unavailable, blocklist and caps fail open: %r", call_id, exc
             )
             return [], None
+
+    def close(self) -> None:
+        """Release the SQLite read connection, if any."""
+        if self._reader is not None:
+            self._reader.close()
 
     # call flow ----------------------------------------------------------------------------
     def _caller(self, session: AgiSession) -> Caller:

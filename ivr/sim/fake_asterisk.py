@@ -207,7 +207,7 @@ class FakeAsterisk:
     ) -> CallRecord:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         rec = CallRecord()
-        state = _ChannelState(channel.variables(), list(script.digits))
+        state = ChannelState(channel.variables(), list(script.digits))
         try:
             writer.write(
                 raw_env if raw_env is not None else channel.env_block(self.host, self.port)
@@ -252,9 +252,17 @@ class FakeAsterisk:
         return rec
 
     async def _answer(
-        self, text: str, st: _ChannelState, script: CallerScript, rec: CallRecord
+        self, text: str, st: ChannelState, script: CallerScript, rec: CallRecord
     ) -> list[str]:
-        verb, args = _split(text)
+        if self.audio_delay and split_command(text)[0] in ("STREAM FILE", "GET DATA", "ANSWER"):
+            await asyncio.sleep(self.audio_delay)
+        return self.respond(text, st, script, rec)
+
+    def respond(
+        self, text: str, st: ChannelState, script: CallerScript, rec: CallRecord
+    ) -> list[str]:
+        """The reply lines to one command line, with no audio time (sans-I/O)."""
+        verb, args = split_command(text)
         if verb is None:
             return ["510 Invalid or unknown command"]
         prefix: list[str] = []
@@ -265,12 +273,10 @@ class FakeAsterisk:
             if verb not in DEAD_ALLOWED:
                 return [*prefix, HANGUP_511]
         hang_now = script.hangup_when is not None and not st.dead and script.hangup_when(verb, args)
-        if self.audio_delay and verb in ("STREAM FILE", "GET DATA", "ANSWER"):
-            await asyncio.sleep(self.audio_delay)
         return prefix + self._reply(verb, args, st, rec, hang_now)
 
     def _reply(
-        self, verb: str, args: list[str], st: _ChannelState, rec: CallRecord, hang_now: bool
+        self, verb: str, args: list[str], st: ChannelState, rec: CallRecord, hang_now: bool
     ) -> list[str]:
         if verb == "ANSWER":
             return ["200 result=0"]
@@ -336,7 +342,9 @@ class FakeAsterisk:
 
 
 @dataclass
-class _ChannelState:
+class ChannelState:
+    """What the channel holds during a call: variables, digits still to press, liveness."""
+
     vars: dict[str, str]
     digits: list[str | None]
     dead: bool = False
@@ -344,7 +352,7 @@ class _ChannelState:
     close_after_reply: bool = False
 
 
-def _split(text: str) -> tuple[str | None, list[str]]:
+def split_command(text: str) -> tuple[str | None, list[str]]:
     """Match the longest known verb (case-insensitive, as Asterisk does) and parse the rest."""
     words = parse_args(text)
     upper = [w.upper() for w in words]

@@ -1,0 +1,328 @@
+"""`make bench`: `ivr serve` as a real process against synthetic calls; prints the table.
+
+For each database (SQLite, PostgreSQL): migrate, seed 1,000,000 blocklist entries (exact and
+prefix) and 1,000,000 past calls, start `ivr serve`, warm up, then for each number of callers
+held waiting in the menu (1, 100, 1,000, 10,000) run back-to-back full inbound calls for a fixed
+time and measure. Then the pyst2 process-per-call baseline on the SQLite database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import uvloop
+
+from bench.loadgen import CallSpec, LoadGenerator, Stats
+from bench.seed import caller_mix, seed
+from ivr.db import migrate
+from ivr.paths import project_root
+
+IVR = str(Path(sys.executable).with_name("ivr"))
+
+
+@dataclass
+class Row:
+    label: str
+    held: int | None
+    calls_s: float
+    first: tuple[float, float, float]  # p50, p99, max (ms)
+    handler: tuple[float, float, float]
+    command_p99: float
+    cpu_pct: float
+    peak_mib: float
+    calls: int
+    errors: int
+
+
+def _pct(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return (float("nan"),) * 3
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    return (q[49] * 1000, q[98] * 1000, max(values) * 1000)
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+class Service:
+    """`ivr serve` in its own process, with its memory sampled while it runs."""
+
+    def __init__(self, workdir: Path, url: str) -> None:
+        self.port = _free_port()
+        self.log = workdir / "serve.log"
+        spool = workdir / "spool"
+        spool.mkdir(exist_ok=True)
+        days = "\n".join(f'{d} = ["00:00-24:00"]' for d in "mon tue wed thu fri sat sun".split())
+        self.config = workdir / "ivr.toml"
+        self.config.write_text(
+            f'data_dir = "{workdir}"\n'
+            f'[agi]\nlisten = "127.0.0.1:{self.port}"\n'
+            f'[database]\nurl = "{url}"\n'
+            f'[recording]\nspool_dir = "{spool}"\n'
+            f"[hours]\n{days}\npublic_holidays = false\nclosed_dates = []\n"
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.ps: psutil.Process | None = None
+        self._peak = 0
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        env = {**os.environ, "IVR_CONFIG": str(self.config)}
+        with self.log.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [IVR, "serve"], env=env, stderr=log, stdout=log, preexec_fn=_raise_nofile
+            )
+        self.ps = psutil.Process(self._proc.pid)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ivr serve did not start:\n{self.log.read_text()}") from None
+                time.sleep(0.1)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        assert self.ps is not None
+        while not self._stop.wait(0.05):
+            try:
+                self._peak = max(self._peak, self.ps.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def take_peak(self) -> float:
+        """Peak resident memory (MiB) since the last call."""
+        peak, self._peak = self._peak, 0
+        return peak / 2**20
+
+    def cpu(self) -> float:
+        assert self.ps is not None
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def stop(self) -> int:
+        """SIGTERM, wait; the number of error lines the service logged."""
+        self._stop.set()
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGTERM)
+        self._proc.wait(60)
+        text = self.log.read_text(errors="replace")
+        return sum(1 for line in text.splitlines() if '"levelname": "ERROR"' in line)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _phase(
+    svc: Service, gen: LoadGenerator, label: str, held: int, args: argparse.Namespace, mix: object
+) -> Row:
+    assert callable(mix)
+    svc.take_peak()
+    hold_stats = Stats()
+    holders = await gen.hold(
+        [CallSpec(f"0906{n:07d}", "route", "menu", hold=True) for n in range(held)], hold_stats
+    )
+    stats = Stats()
+    cpu0 = svc.cpu()
+    wall = await gen.closed_loop(mix, args.concurrency, args.seconds, stats)
+    cpu = (svc.cpu() - cpu0) / wall * 100
+    await gen.release_all(holders)
+    peak = svc.take_peak()
+    errors = stats.error_count() + hold_stats.error_count() + (held - hold_stats.completed)
+    for kind, n in (stats.errors + hold_stats.errors).items():
+        print(f"  {label} held={held}: {n} x {kind}", file=sys.stderr)
+    return Row(
+        label,
+        held,
+        stats.completed / wall,
+        _pct(stats.first),
+        _pct(stats.handler),
+        _pct(stats.command)[1],
+        cpu,
+        peak,
+        stats.completed,
+        errors,
+    )
+
+
+async def _serve_runs(label: str, url: str, workdir: Path, args: argparse.Namespace) -> list[Row]:
+    svc = Service(workdir, url)
+    svc.start()
+    rows: list[Row] = []
+    try:
+        gen = LoadGenerator("127.0.0.1", svc.port)
+        mix = caller_mix(args.entries, args.past_calls)
+        await gen.closed_loop(mix, args.concurrency, args.warmup, Stats())
+        for held in args.held:
+            rows.append(await _phase(svc, gen, label, held, args, mix))
+            print(_format(rows[-1]), file=sys.stderr, flush=True)
+    finally:
+        logged = svc.stop()
+    if logged:
+        print(f"  {label}: the service logged {logged} errors (see {svc.log})", file=sys.stderr)
+        rows[-1].errors += logged
+    return rows
+
+
+async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
+    svc = Service(workdir, url)  # only for its configuration file
+    gen = LoadGenerator("127.0.0.1", 0)
+    mix = caller_mix(args.entries, args.past_calls)
+    argv = [sys.executable, "-m", "bench.pyst2_inbound", str(svc.config)]
+    stats = Stats()
+    cpu0 = _children_cpu()
+    wall = await gen.closed_loop(
+        mix,
+        args.baseline_concurrency,
+        args.baseline_seconds,
+        stats,
+        place=lambda spec, st: gen.spawn(argv, spec, st),
+    )
+    cpu = (_children_cpu() - cpu0) / wall * 100
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return Row(
+        "pyst2, process per call (SQLite)",
+        None,
+        stats.completed / wall,
+        _pct(stats.first),
+        _pct(stats.handler),
+        _pct(stats.command)[1],
+        cpu,
+        peak,
+        stats.completed,
+        stats.error_count(),
+    )
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _prepare(url: str, args: argparse.Namespace) -> None:
+    t = time.monotonic()
+    migrate.upgrade(url)
+    seed(url, args.entries, args.past_calls, datetime.now(UTC))
+    print(f"  seeded {url.split(':', 1)[0]} in {time.monotonic() - t:.0f} s", file=sys.stderr)
+
+
+HEADER = (
+    "| run | held in menu | calls/s | first command p50 / p99 / max (ms) "
+    "| handler p50 / p99 / max (ms) | command p99 (ms) | CPU (% of a core) | peak RSS (MiB) "
+    "| calls | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+)
+
+
+def _format(r: Row) -> str:
+    def three(v: tuple[float, float, float]) -> str:
+        return " / ".join(f"{x:.2f}" for x in v)
+
+    held = "" if r.held is None else f"{r.held:,}"
+    return (
+        f"| {r.label} | {held} | {r.calls_s:,.0f} | {three(r.first)} | {three(r.handler)} "
+        f"| {r.command_p99:.2f} | {r.cpu_pct:.0f} | {r.peak_mib:.0f} | {r.calls:,} | {r.errors} |"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    sqlite_url = f"sqlite+aiosqlite:///{work / 'sqlite' / 'ivr.sqlite3'}"
+    try:
+        if "sqlite" in args.backends or args.baseline_seconds:
+            (work / "sqlite").mkdir()
+            await asyncio.to_thread(_prepare, sqlite_url, args)
+        if "sqlite" in args.backends:
+            rows += await _serve_runs("ivr serve, SQLite", sqlite_url, work / "sqlite", args)
+        if "postgresql" in args.backends:
+            from tests.pg import PgServer
+
+            pg = PgServer()
+            pg.start()
+            try:
+                url = await pg.create_database("bench")
+                (work / "pg").mkdir()
+                await asyncio.to_thread(_prepare, url, args)
+                rows += await _serve_runs("ivr serve, PostgreSQL", url, work / "pg", args)
+            finally:
+                pg.stop()
+        if args.baseline_seconds:
+            # The baseline's calls go into a copy, so its numbers are as fresh as the service's.
+            base = work / "baseline"
+            base.mkdir()
+            shutil.copy(work / "sqlite" / "ivr.sqlite3", base / "ivr.sqlite3")
+            rows.append(
+                await _baseline(f"sqlite+aiosqlite:///{base / 'ivr.sqlite3'}", base, args)
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(_summary(args))
+    print(HEADER)
+    for r in rows:
+        print(_format(r))
+    served = [r for r in rows if r.held is not None and r.label.endswith("SQLite")]
+    base_rows = [r for r in rows if r.held is None]
+    if served and base_rows and base_rows[0].calls_s:
+        best = min(r.calls_s for r in served)
+        print(f"\nivr serve (SQLite, slowest row) / pyst2: {best / base_rows[0].calls_s:.0f}x")
+
+
+def _summary(args: argparse.Namespace) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"{args.entries:,} blocklist entries, {args.past_calls:,} past calls; "
+        f"{args.concurrency} calls in flight for {args.seconds:g} s per row\n"
+    )
+
+
+def _args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--backends", default="sqlite,postgresql", type=lambda s: s.split(","))
+    p.add_argument("--held", default="1,100,1000,10000", type=lambda s: [int(x) for x in s.split(",")])
+    p.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--concurrency", type=int, default=32, help="calls in flight")
+    p.add_argument("--entries", type=int, default=1_000_000)
+    p.add_argument("--past-calls", type=int, default=1_000_000)
+    p.add_argument("--baseline-seconds", type=float, default=10.0, help="0: no pyst2 baseline")
+    p.add_argument("--baseline-concurrency", type=int, default=4)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    os.chdir(project_root())
+    _raise_nofile()
+    uvloop.run(main(_args()))

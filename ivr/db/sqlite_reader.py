@@ -1,0 +1,110 @@
+"""Screening facts from SQLite on the event loop's own thread, with one read-only connection.
+
+Why not aiosqlite here: a blocklist and usage read on indexed tables takes some tens of
+microseconds, while handing it to aiosqlite's thread and back costs several times that in CPU
+and, at a few hundred concurrent calls, queues behind the pool. In WAL mode a reader never waits
+for the writer, so the loop is held only for the read itself; the short busy timeout bounds the
+rare wait (WAL recovery) and the call then fails open as with any database error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from ivr.core.blocklist import BlockEntry, EntryStatus
+from ivr.core.caps import Usage
+from ivr.db.calls import UsageOf
+
+BUSY_TIMEOUT_MS = 50
+# The same statements as `ivr.db.calls.screening_facts` (test_sqlite_reader compares them).
+_BLOCK = (
+    "SELECT id, pattern, is_prefix, status, expires_at, action FROM blocklist_entries "
+    "WHERE status = 'approved' AND pattern IN ({})"
+)
+_USAGE = (
+    "SELECT coalesce(sum(CASE WHEN started_at >= ? THEN talk_s ELSE 0.0 END), 0.0), "
+    "count(CASE WHEN started_at >= ? THEN 1 END) FROM calls "
+    "WHERE caller_e164 = ? AND started_at >= ? AND call_id != ?"
+)
+
+
+def stored(at: datetime) -> str:
+    """A UTC datetime as SQLAlchemy stores it in SQLite (naive text, so it compares as text)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _loaded(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class SqliteScreeningReader:
+    """Blocklist candidates and a caller's usage; opens (and reopens) the file lazily."""
+
+    def __init__(self, path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self._uri = Path(path).absolute().as_uri() + "?mode=ro"
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> SqliteScreeningReader | None:
+        """A reader for a SQLite file URL; None for other databases and in-memory SQLite."""
+        u = make_url(url)
+        if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+            return None
+        return cls(u.database)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self._uri, uri=True, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            self._db = db
+        return self._db
+
+    def facts(
+        self, patterns: Sequence[str], usage_of: UsageOf | None
+    ) -> tuple[list[BlockEntry], Usage | None]:
+        """Approved entries whose pattern is one of `patterns`; usage when `usage_of` is given.
+
+        `usage_of` is (e164, day start, window start, call id to leave out). Raises
+        `sqlite3.Error` when the database cannot be read (the connection is then reopened).
+        """
+        try:
+            return self._facts(patterns, usage_of)
+        except sqlite3.Error:
+            self.close()
+            raise
+
+    def _facts(
+        self, patterns: Sequence[str], usage_of: UsageOf | None
+    ) -> tuple[list[BlockEntry], Usage | None]:
+        db = self._conn()
+        entries: list[BlockEntry] = []
+        if patterns:
+            sql = _BLOCK.format(", ".join("?" * len(patterns)))
+            for id_, pattern, is_prefix, status, expires_at, action in db.execute(sql, patterns):
+                entries.append(
+                    BlockEntry(
+                        id=id_,
+                        pattern=pattern,
+                        is_prefix=bool(is_prefix),
+                        status=EntryStatus(status),
+                        expires_at=_loaded(expires_at),
+                        action=action,
+                    )
+                )
+        if usage_of is None:
+            return entries, None
+        e164, day_start, window_start, exclude = usage_of
+        day, window = stored(day_start), stored(window_start)
+        talk, n = db.execute(_USAGE, (day, window, e164, min(day, window), exclude)).fetchone()
+        return entries, Usage(float(talk or 0.0), int(n or 0))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
