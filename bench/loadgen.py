@@ -66,7 +66,8 @@ class _Call(asyncio.Protocol):
         self.in_menu: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.WriteTransport, transport)  # uvloop's are not subclasses
+        stream = cast(asyncio.WriteTransport, transport)  # uvloop's are not subclasses
+        self._transport = stream
         n = next(_IDS)
         channel = Channel(
             callerid=self.spec.callerid,
@@ -77,7 +78,7 @@ class _Call(asyncio.Protocol):
             args=("0312345000", f"1795352271.{n}"),
         )
         self._state.vars.update(channel.variables())
-        transport.write(channel.env_block(self._gen.host, self._gen.port))
+        stream.write(channel.env_block(self._gen.host, self._gen.port))
 
     def data_received(self, data: bytes) -> None:
         self._buf += data

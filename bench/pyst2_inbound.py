@@ -19,7 +19,7 @@ from asterisk.agi import AGI
 from ivr import names
 from ivr.config import load_config
 from ivr.core import caps, menu
-from ivr.core.blocklist import candidate_patterns, match
+from ivr.core.blocklist import BlockEntry, candidate_patterns, match
 from ivr.core.caller import classify
 from ivr.core.hours import open_state
 from ivr.core.screening import CapRouting, policy_for, screen
@@ -37,7 +37,8 @@ def main() -> None:
     policy = cfg.caps.policy(cfg.screening.region)
     reader = SqliteScreeningReader.for_url(cfg.database_url())
     assert reader is not None, "the baseline reads SQLite"
-    entries, usage = [], None
+    entries: list[BlockEntry] = []
+    usage: caps.Usage | None = None
     if caller.e164:
         day, window = caps.usage_since(now, cfg.hours.zone(), policy)
         entries, usage = reader.facts(

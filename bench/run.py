@@ -46,6 +46,7 @@ class Row:
     handler: tuple[float, float, float]
     command_p99: float
     cpu_pct: float
+    gen_cpu_pct: float  # the load generator's own CPU: the rest of a 2-core machine
     peak_mib: float
     calls: int
     errors: int
@@ -88,7 +89,7 @@ class Service:
     def start(self) -> None:
         env = {**os.environ, "IVR_CONFIG": str(self.config)}
         with self.log.open("wb") as log:
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: S603 - our own executable, no shell
                 [IVR, "serve"], env=env, stderr=log, stdout=log, preexec_fn=_raise_nofile
             )
         self.ps = psutil.Process(self._proc.pid)
@@ -99,7 +100,8 @@ class Service:
                 break
             except OSError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"ivr serve did not start:\n{self.log.read_text()}") from None
+                    log_text = self.log.read_text()
+                    raise RuntimeError(f"ivr serve did not start:\n{log_text}") from None
                 time.sleep(0.1)
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -128,7 +130,7 @@ class Service:
         self._proc.send_signal(signal.SIGTERM)
         self._proc.wait(60)
         text = self.log.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if '"levelname": "ERROR"' in line)
+        return sum(1 for line in text.splitlines() if '"level": "ERROR"' in line)
 
 
 def _free_port() -> int:
@@ -147,9 +149,10 @@ async def _phase(
         [CallSpec(f"0906{n:07d}", "route", "menu", hold=True) for n in range(held)], hold_stats
     )
     stats = Stats()
-    cpu0 = svc.cpu()
+    cpu0, own0 = svc.cpu(), time.process_time()
     wall = await gen.closed_loop(mix, args.concurrency, args.seconds, stats)
     cpu = (svc.cpu() - cpu0) / wall * 100
+    own = (time.process_time() - own0) / wall * 100
     await gen.release_all(holders)
     peak = svc.take_peak()
     errors = stats.error_count() + hold_stats.error_count() + (held - hold_stats.completed)
@@ -163,6 +166,7 @@ async def _phase(
         _pct(stats.handler),
         _pct(stats.command)[1],
         cpu,
+        own,
         peak,
         stats.completed,
         errors,
@@ -194,7 +198,7 @@ async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
     mix = caller_mix(args.entries, args.past_calls)
     argv = [sys.executable, "-m", "bench.pyst2_inbound", str(svc.config)]
     stats = Stats()
-    cpu0 = _children_cpu()
+    cpu0, own0 = _children_cpu(), time.process_time()
     wall = await gen.closed_loop(
         mix,
         args.baseline_concurrency,
@@ -203,6 +207,7 @@ async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
         place=lambda spec, st: gen.spawn(argv, spec, st),
     )
     cpu = (_children_cpu() - cpu0) / wall * 100
+    own = (time.process_time() - own0) / wall * 100
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return Row(
         "pyst2, process per call (SQLite)",
@@ -212,6 +217,7 @@ async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
         _pct(stats.handler),
         _pct(stats.command)[1],
         cpu,
+        own,
         peak,
         stats.completed,
         stats.error_count(),
@@ -232,8 +238,9 @@ def _prepare(url: str, args: argparse.Namespace) -> None:
 
 HEADER = (
     "| run | held in menu | calls/s | first command p50 / p99 / max (ms) "
-    "| handler p50 / p99 / max (ms) | command p99 (ms) | CPU (% of a core) | peak RSS (MiB) "
-    "| calls | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    "| handler p50 / p99 / max (ms) | command p99 (ms) | service CPU (% of a core) "
+    "| generator CPU | peak RSS (MiB) | calls | errors |\n"
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 )
 
 
@@ -244,7 +251,8 @@ def _format(r: Row) -> str:
     held = "" if r.held is None else f"{r.held:,}"
     return (
         f"| {r.label} | {held} | {r.calls_s:,.0f} | {three(r.first)} | {three(r.handler)} "
-        f"| {r.command_p99:.2f} | {r.cpu_pct:.0f} | {r.peak_mib:.0f} | {r.calls:,} | {r.errors} |"
+        f"| {r.command_p99:.2f} | {r.cpu_pct:.0f} | {r.gen_cpu_pct:.0f} | {r.peak_mib:.0f} "
+        f"| {r.calls:,} | {r.errors} |"
     )
 
 
@@ -311,7 +319,9 @@ def _summary(args: argparse.Namespace) -> str:
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--backends", default="sqlite,postgresql", type=lambda s: s.split(","))
-    p.add_argument("--held", default="1,100,1000,10000", type=lambda s: [int(x) for x in s.split(",")])
+    p.add_argument(
+        "--held", default="1,100,1000,10000", type=lambda s: [int(x) for x in s.split(",")]
+    )
     p.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--concurrency", type=int, default=32, help="calls in flight")

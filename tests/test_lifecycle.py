@@ -101,3 +101,4 @@ async def test_500_concurrent_calls(make_service: Any) -> None:
         callers = (await conn.execute(select(func.count(calls.c.caller_e164.distinct())))).scalar()
     assert count == 500 and callers == 500
     assert svc.app.agi.active_sessions == 0
+    assert svc.app.inbound.db_failures == 0  # no lookup failed open under the load

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from ivr.agi.protocol import (
     AgiEnvironment,
@@ -86,8 +87,7 @@ class AgiConnection(asyncio.Protocol):
 
     # asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
         if not self._peer_allowed(self.peer):
@@ -165,14 +165,22 @@ class AgiConnection(asyncio.Protocol):
         self._waiter = waiter
         self.parser.command_sent(accept)
         self.transport.write(data)
+        # A timer rather than asyncio.wait_for: this runs for every command of every call.
+        timer = loop.call_later(timeout, self._command_timed_out, waiter, timeout, data[:40])
         try:
-            return await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            # The reply may still come and would be paired with the next command: end it here.
-            self.abort()
-            raise AgiTimeout(f"no reply within {timeout:g}s to {data[:40]!r}") from None
+            return await waiter
         finally:
+            timer.cancel()
             self._waiter = None
+
+    def _command_timed_out(
+        self, waiter: asyncio.Future[Reply], timeout: float, head: bytes
+    ) -> None:
+        if waiter.done():
+            return
+        waiter.set_exception(AgiTimeout(f"no reply within {timeout:g}s to {head!r}"))
+        # The reply may still come and would be paired with the next command: end it here.
+        self.abort()
 
 
 class AgiSession:

@@ -8,6 +8,7 @@ import signal
 from typing import Annotated
 
 import typer
+import uvloop
 
 from ivr.cli import audit as audit_cli
 from ivr.cli import blocklist as blocklist_cli
@@ -69,7 +70,7 @@ def serve(
         await run_serve(cfg, stop)
 
     try:
-        asyncio.run(main())
+        uvloop.run(main())  # libuv's loop: about half the CPU per AGI command of asyncio's
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(EXIT_SCHEMA) from None

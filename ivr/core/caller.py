@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import phonenumbers
 
@@ -50,6 +51,7 @@ def _presentation(pres: str) -> CallerClass | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # the dialled numbers and a repeat caller's number recur
 def normalise(number: str, region: str = "JP") -> str | None:
     """E.164 form of a dialled or presented number, or None when it is not a possible one."""
     text = number.strip()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -82,7 +82,7 @@ class Closed:
 async def insert_calls(conn: AsyncConnection, starts: Sequence[CallStart]) -> None:
     """Insert the calls' rows in one executemany."""
     if starts:
-        await conn.execute(insert(calls), [asdict(s) for s in starts])
+        await conn.execute(insert(calls), [dict(vars(s)) for s in starts])
 
 
 _UPDATE_OUTCOME = (
@@ -96,14 +96,14 @@ async def update_calls(conn: AsyncConnection, outcomes: Sequence[tuple[str, Call
     """Write each (call id, outcome) in one executemany; a missing row is left alone."""
     if outcomes:
         await conn.execute(
-            _UPDATE_OUTCOME, [{"b_call_id": call_id, **asdict(o)} for call_id, o in outcomes]
+            _UPDATE_OUTCOME, [{"b_call_id": call_id, **vars(o)} for call_id, o in outcomes]
         )
 
 
-def _candidates(patterns: Sequence[str]) -> Select[Any]:
+def _candidates(patterns: Any) -> Select[Any]:
     t = blocklist_entries
     return select(t.c.id, t.c.pattern, t.c.is_prefix, t.c.status, t.c.expires_at, t.c.action).where(
-        t.c.pattern.in_(list(patterns)), t.c.status == EntryStatus.APPROVED.value
+        t.c.pattern.in_(patterns), t.c.status == EntryStatus.APPROVED.value
     )
 
 
@@ -123,7 +123,7 @@ async def blocklist_candidates(conn: AsyncConnection, patterns: Sequence[str]) -
     """Approved entries whose pattern is one of `patterns` (expiry is judged by the core)."""
     if not patterns:
         return []
-    return [block_entry(r) for r in await conn.execute(_candidates(patterns))]
+    return [block_entry(r) for r in await conn.execute(_candidates(list(patterns)))]
 
 
 async def get_call(conn: AsyncConnection, call_id: str) -> dict[str, object] | None:
@@ -188,26 +188,59 @@ async def close(conn: AsyncConnection, e: Closed) -> int:
 UsageOf = tuple[str, datetime, datetime, str]  # e164, day start, window start, call to leave out
 
 
-def _usage(usage_of: UsageOf, *leading: Any) -> Select[Any]:
-    """One row: `leading` columns, today's talk time, and the calls within the repeat window."""
+def _usage(*leading: Any) -> Select[Any]:
+    """One row: `leading` columns, today's talk time, and the calls within the repeat window.
+
+    Parameters: `e164`, `day`, `window`, `since` (the earlier of the two), `exclude`.
+    """
     c = calls.c
-    e164, day_start, window_start, exclude = usage_of
+    day, window = bindparam("day", type_=UtcDateTime()), bindparam("window", type_=UtcDateTime())
     return select(
         *leading,
-        func.coalesce(func.sum(case((c.started_at >= day_start, c.talk_s), else_=0.0)), 0.0),
-        func.count(case((c.started_at >= window_start, 1))),
+        func.coalesce(func.sum(case((c.started_at >= day, c.talk_s), else_=0.0)), 0.0),
+        func.count(case((c.started_at >= window, 1))),
     ).where(
-        c.caller_e164 == e164,
-        c.started_at >= min(day_start, window_start),
-        c.call_id != exclude,
+        c.caller_e164 == bindparam("e164"),
+        c.started_at >= bindparam("since", type_=UtcDateTime()),
+        c.call_id != bindparam("exclude"),
     )
+
+
+def _usage_params(usage_of: UsageOf) -> dict[str, Any]:
+    e164, day_start, window_start, exclude = usage_of
+    return {
+        "e164": e164,
+        "day": day_start,
+        "window": window_start,
+        "since": min(day_start, window_start),
+        "exclude": exclude,
+    }
+
+
+_USAGE = _usage()
+# Built once (statement building costs more than running it): the entry columns are NULL in
+# the usage row, and `id IS NULL` tells that row apart.
+_FACTS = union_all(
+    _candidates(bindparam("patterns", expanding=True)).add_columns(
+        literal(None, Float).label("talk"), literal(None, Integer).label("n")
+    ),
+    _usage(
+        literal(None, Integer),
+        literal(None, String),
+        literal(None, Boolean),
+        literal(None, String),
+        literal(None, UtcDateTime()),
+        literal(None, String),
+    ),
+)
 
 
 async def caller_usage(
     conn: AsyncConnection, e164: str, day_start: datetime, window_start: datetime, exclude: str
 ) -> Usage:
     """Today's talk time and the calls within the repeat window, other than call `exclude`."""
-    row = (await conn.execute(_usage((e164, day_start, window_start, exclude)))).one()
+    params = _usage_params((e164, day_start, window_start, exclude))
+    row = (await conn.execute(_USAGE, params)).one()
     return Usage(float(row[0] or 0.0), int(row[1] or 0))
 
 
@@ -220,24 +253,15 @@ async def screening_facts(
 
     `usage_of` is (e164, day start, window start, call id to leave out), or None to skip usage.
     """
-    if usage_of is None:
-        return await blocklist_candidates(conn, patterns), None
-    entries = _candidates(patterns).add_columns(
-        literal(None, Float).label("talk"), literal(None, Integer).label("n")
-    )
-    # The entry columns are NULL in the usage row; `id IS NULL` tells it apart below.
-    usage = _usage(
-        usage_of,
-        literal(None, Integer),
-        literal(None, String),
-        literal(None, Boolean),
-        literal(None, String),
-        literal(None, UtcDateTime()),
-        literal(None, String),
-    )
+    if usage_of is None or not patterns:
+        entries = await blocklist_candidates(conn, patterns)
+        if usage_of is None:
+            return entries, None
+        return entries, await caller_usage(conn, *usage_of)
     found: list[BlockEntry] = []
     used = Usage(0.0, 0)
-    for r in await conn.execute(union_all(entries, usage)):
+    params = {"patterns": list(patterns), **_usage_params(usage_of)}
+    for r in await conn.execute(_FACTS, params):
         if r.id is None:
             used = Usage(float(r.talk or 0.0), int(r.n or 0))
         else:

@@ -35,7 +35,7 @@ _USAGE = (
 
 def stored(at: datetime) -> str:
     """A UTC datetime as SQLAlchemy stores it in SQLite (naive text, so it compares as text)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _loaded(text: str | None) -> datetime | None:

@@ -1,0 +1,147 @@
+"""The SQLite screening reader answers exactly as the SQLAlchemy query does, and fails loudly."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from ivr.core.blocklist import candidate_patterns
+from ivr.db import calls as calls_repo
+from ivr.db.calls import CallOutcome, CallStart, Closed, TalkReport
+from ivr.db.engine import create_engine
+from ivr.db.journal import CallJournal
+from ivr.db.models import blocklist_entries, calls
+from ivr.db.sqlite_reader import SqliteScreeningReader
+
+NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+
+
+def _entry(
+    pattern: str, status: str, *, prefix: bool = False, expires: Any = None
+) -> dict[str, Any]:
+    return {
+        "pattern": pattern,
+        "is_prefix": prefix,
+        "status": status,
+        "action": "reject",
+        "category": "threats",
+        "expires_at": expires,
+        "proposed_by": "alice",
+        "proposed_at": NOW - timedelta(days=3),
+    }
+
+
+def _call(n: int, e164: str, started: datetime, talk: float | None) -> dict[str, Any]:
+    return {
+        "call_id": f"c{n}",
+        "uniqueid": f"17.{n}",
+        "linkedid": f"17.{n}",
+        "caller_raw": e164,
+        "caller_name": "",
+        "caller_e164": e164,
+        "caller_class": "number",
+        "dialled": "",
+        "decision": "route",
+        "started_at": started,
+        "talk_s": talk,
+    }
+
+
+async def test_same_facts_as_the_sqlalchemy_query(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(blocklist_entries),
+            [
+                _entry("+81312345678", "approved", expires=NOW + timedelta(days=1)),
+                _entry("+81312345678", "pending"),
+                _entry("+8131234", "approved", prefix=True),
+                _entry("+813123", "approved", prefix=True, expires=NOW - timedelta(days=1)),
+                _entry("+81399999999", "approved"),
+            ],
+        )
+        await conn.execute(
+            insert(calls),
+            [
+                _call(1, "+81312345678", NOW - timedelta(hours=1), 300.5),
+                _call(2, "+81312345678", NOW - timedelta(hours=20), 60.0),
+                _call(3, "+81312345678", NOW - timedelta(days=3), 999.0),
+                _call(4, "+81312345678", NOW - timedelta(minutes=5), None),
+                _call(5, "+81355555555", NOW - timedelta(hours=2), 10.0),
+            ],
+        )
+    reader = SqliteScreeningReader.for_url(sqlite_url)
+    assert reader is not None
+    day, window = NOW - timedelta(hours=12), NOW - timedelta(hours=24)
+    try:
+        for e164 in ("+81312345678", "+81355555555", "+81399999999", "+81300000000"):
+            patterns = candidate_patterns(e164, 6)
+            for usage_of in (None, (e164, day, window, "c4"), (e164, window, day, "none")):
+                async with engine.connect() as conn:
+                    expected = await calls_repo.screening_facts(conn, patterns, usage_of)
+                got = reader.facts(patterns, usage_of)
+                assert sorted(got[0], key=lambda e: e.id) == sorted(expected[0], key=lambda e: e.id)
+                assert got[1] == expected[1]
+        found, usage = reader.facts(
+            candidate_patterns("+81312345678", 6), ("+81312345678", day, window, "c4")
+        )
+        assert {e.pattern for e in found} == {"+81312345678", "+8131234", "+813123"}
+        assert usage is not None and usage.talk_today_s == 300.5 and usage.calls_in_window == 2
+    finally:
+        reader.close()
+        await engine.dispose()
+
+
+def test_only_for_sqlite_files(tmp_path: Path) -> None:
+    assert SqliteScreeningReader.for_url("postgresql+asyncpg://u@h/db") is None
+    assert SqliteScreeningReader.for_url("sqlite+aiosqlite://") is None
+    assert SqliteScreeningReader.for_url("sqlite+aiosqlite:///:memory:") is None
+    reader = SqliteScreeningReader.for_url(f"sqlite+aiosqlite:///{tmp_path / 'x y?#.db'}")
+    assert reader is not None
+    with pytest.raises(sqlite3.Error):  # no such file: read-only never creates one
+        reader.facts(["+81312345678"], None)
+    assert not list(tmp_path.iterdir())
+
+
+async def test_journal_batch_keeps_each_calls_order(sqlite_url: str) -> None:
+    """Starts, outcomes, talk reports and hang-ups interleaved in one batch land as in order."""
+    engine = create_engine(sqlite_url)
+    journal = CallJournal(engine)
+
+    def start(n: int) -> CallStart:
+        return CallStart(f"j{n}", f"18.{n}", f"18.{n}", "03", "", f"+8131111000{n}", "number",
+                         "", NOW)  # fmt: skip
+
+    def routed(limit: int | None = 600) -> CallOutcome:
+        return CallOutcome("route", "menu", "sales", None, None, None, None, limit_s=limit)
+
+    journal.record_start(start(1))
+    journal.record_start(start(2))
+    journal.record_outcome("j1", routed())
+    journal.record_talk(TalkReport(600.0, "hangup-handler", NOW + timedelta(minutes=11), "j1"))
+    journal.record_start(start(3))
+    journal.record_outcome("j2", routed())
+    journal.record_closed(Closed("18.2", NOW + timedelta(minutes=1), "caller-hangup"))
+    journal.record_outcome("j3", CallOutcome("hangup", "blocked", None, 7, None, NOW, "ivr-ended"))
+    journal.record_talk(TalkReport(30.0, "ami-cdr", NOW + timedelta(minutes=2), None, "18.2"))
+    journal.record_outcome("missing", routed())  # no row: changes nothing, fails nothing
+    runner = asyncio.create_task(journal.run())
+    try:
+        await journal.flush()
+        async with engine.connect() as conn:
+            rows = {c: await calls_repo.get_call(conn, c) for c in ("j1", "j2", "j3")}
+    finally:
+        await journal.close()
+        runner.cancel()
+        await engine.dispose()
+    j1, j2, j3 = (rows[c] for c in ("j1", "j2", "j3"))
+    assert j1 and j1["talk_s"] == 600.0 and j1["end_reason"] == "cap-reached"
+    assert j2 and j2["talk_s"] == 30.0 and j2["end_reason"] == "caller-hangup"
+    assert j3 and j3["decision"] == "hangup" and j3["blocklist_entry_id"] == 7
+    assert journal.written == 10 and journal.dropped == 0
