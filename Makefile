@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lint test-servers
+.PHONY: run test venv lint test-servers bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PY) -m venv $(VENV))
@@ -17,7 +17,7 @@ run: venv
 	exec $(BIN)/ivr serve
 
 lint: venv
-	$(BIN)/ruff check ivr tests migrations
+	$(BIN)/ruff check ivr tests migrations bench
 	$(BIN)/mypy
 
 # Servers the suite starts for itself (on loopback, in temporary folders): PostgreSQL.
@@ -27,6 +27,11 @@ test-servers:
 
 test: venv test-servers
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/ruff check ivr tests migrations
+	$(BIN)/ruff check ivr tests migrations bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The benchmark (bench/run.py): about 10 minutes; BENCH_ARGS="--help" lists its options.
+bench: venv test-servers
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
