@@ -53,6 +53,33 @@ class Row:
     calls: int
     errors: int
 
+    @classmethod
+    def of(
+        cls,
+        label: str,
+        held: int | None,
+        stats: Stats,
+        wall: float,
+        cpu: float,
+        gen_cpu: float,
+        peak: float,
+        errors: int,
+    ) -> Row:
+        """A row from one phase's client-side timings and the CPU and memory read around it."""
+        return cls(
+            label,
+            held,
+            stats.completed / wall,
+            _pct(stats.first),
+            _pct(stats.handler),
+            _pct(stats.command)[1],
+            cpu,
+            gen_cpu,
+            peak,
+            stats.completed,
+            errors,
+        )
+
 
 def _pct(values: list[float]) -> tuple[float, float, float]:
     if not values:
@@ -166,19 +193,7 @@ async def _phase(
     errors = stats.error_count() + hold_stats.error_count()
     for kind, n in (stats.errors + hold_stats.errors).items():
         print(f"  {label} held={held}: {n} x {kind}", file=sys.stderr)
-    return Row(
-        f"{label}, {concurrency} in flight",
-        held,
-        stats.completed / wall,
-        _pct(stats.first),
-        _pct(stats.handler),
-        _pct(stats.command)[1],
-        cpu,
-        own,
-        peak,
-        stats.completed,
-        errors,
-    )
+    return Row.of(f"{label}, {concurrency} in flight", held, stats, wall, cpu, own, peak, errors)
 
 
 async def _serve_runs(label: str, url: str, workdir: Path, args: argparse.Namespace) -> list[Row]:
@@ -219,19 +234,8 @@ async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
     cpu = (_children_cpu() - cpu0) / wall * 100
     own = (time.process_time() - own0) / wall * 100
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest script
-    return Row(
-        f"pyst2, process per call (SQLite), {args.baseline_concurrency} in flight",
-        None,
-        stats.completed / wall,
-        _pct(stats.first),
-        _pct(stats.handler),
-        _pct(stats.command)[1],
-        cpu,
-        own,
-        peak,
-        stats.completed,
-        stats.error_count(),
-    )
+    label = f"pyst2, process per call (SQLite), {args.baseline_concurrency} in flight"
+    return Row.of(label, None, stats, wall, cpu, own, peak, stats.error_count())
 
 
 def _children_cpu() -> float:
