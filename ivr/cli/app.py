@@ -70,7 +70,7 @@ def serve(
         await run_serve(cfg, stop)
 
     try:
-        uvloop.run(main())  # libuv's loop: about half the CPU per AGI command of asyncio's
+        uvloop.run(main())  # libuv's loop: 40 % more calls per second than asyncio's (bench/)
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(EXIT_SCHEMA) from None
