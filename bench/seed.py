@@ -14,12 +14,13 @@ import itertools
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from bench.loadgen import CallSpec
+from ivr.db.sqlite_reader import stored
 
 BLOCK_COLUMNS = (
     "pattern", "is_prefix", "status", "action", "category", "note", "evidence", "expires_at",
@@ -73,9 +74,7 @@ def call_rows(past_calls: int, now: datetime) -> Iterator[tuple[Any, ...]]:
 
 def _sqlite_value(v: Any) -> Any:
     """Values as SQLAlchemy stores them in SQLite (naive UTC text for datetimes)."""
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return v
+    return stored(v) if isinstance(v, datetime) else v
 
 
 def _insert_sqlite(path: str, table: str, cols: tuple[str, ...], rows: Iterator[Any]) -> None:
