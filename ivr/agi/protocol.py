@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 DEFAULT_MAX_ENV_BYTES = 32 * 1024
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 MAX_COMMAND_BYTES = 2000  # Asterisk reads commands into a 2 KiB buffer (AGI_BUF_LEN)
+MAX_USAGE_LINES = 200  # Asterisk's longest usage text is a few dozen lines
 
 _ENV_LINE = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$")
 _REPLY_200 = re.compile(
@@ -192,6 +193,8 @@ class AgiParser:
             return JunkLine(line)
         if self._usage is not None:
             self._usage.append(line)
+            if len(self._usage) > MAX_USAGE_LINES:
+                raise AgiProtocolError("520 usage block without its end")
             if line.startswith("520 "):
                 lines = tuple(self._usage)
                 self._usage = None

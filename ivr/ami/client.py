@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 log = logging.getLogger("ivr.ami")
@@ -55,7 +56,34 @@ class AmiSettings:
     queue_size: int = 10_000
 
 
-class _Manager(Manager):  # type: ignore[misc]
+# Longest message we wait for the end of (CoreShowChannel events are under 2 KiB each).
+MAX_PENDING_BYTES = 256 * 1024
+
+
+class AmiProtocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's parser, bounded, and with one string per header.
+
+    A message that never ends would otherwise grow without limit, and a repeated header
+    (`Uniqueid: a` twice) would arrive as a list where every reader expects a string.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.queue and len(self.queue[0]) > MAX_PENDING_BYTES:
+            log.error(
+                "AMI message over %d bytes without its end: connection dropped", MAX_PENDING_BYTES
+            )
+            self.queue.clear()
+            self.transport.abort()
+
+    def handle_message(self, message: Message) -> None:
+        for key, value in list(message.items()):
+            if isinstance(value, list):
+                message[key] = value[0]
+        super().handle_message(message)
+
+
+class AmiManager(Manager):  # type: ignore[misc]
     """panoramisk's Manager with its own reconnect and ping timers switched off (we run those)."""
 
     pinger: asyncio.TimerHandle | None
@@ -98,7 +126,7 @@ class AmiClient:
         self._handlers: dict[str, list[EventHandler]] = {}
         self._hooks: list[ConnectHook] = []
         self._queue: asyncio.Queue[Mapping[str, str]] = asyncio.Queue(settings.queue_size)
-        self._manager: _Manager | None = None
+        self._manager: AmiManager | None = None
         self._lost: asyncio.Event = asyncio.Event()
         self._ready = asyncio.Event()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -140,7 +168,7 @@ class AmiClient:
         return [m for m in rest if not m.get("Event", "").endswith("Complete")]
 
     async def _send(
-        self, manager: _Manager, name: str, fields: Mapping[str, object]
+        self, manager: AmiManager, name: str, fields: Mapping[str, object]
     ) -> tuple[Message, list[Message]]:
         data = {"Action": name, **_check_fields(fields)}
         fut: asyncio.Future[Any] = manager.send_action(data)
@@ -183,13 +211,14 @@ class AmiClient:
     async def _session(self) -> None:
         s = self.settings
         self._lost = asyncio.Event()
-        manager = _Manager(
+        manager = AmiManager(
             self._connection_lost,
             host=s.host,
             port=s.port,
             loop=asyncio.get_running_loop(),
             ping_delay=10**6,
             reconnect_timeout=10**6,
+            protocol_factory=AmiProtocol,
         )
         manager.register_event("*", self._enqueue)
         try:
@@ -224,7 +253,7 @@ class AmiClient:
             manager.close()
             self._fail_pending()
 
-    async def _watch(self, manager: _Manager) -> None:
+    async def _watch(self, manager: AmiManager) -> None:
         """Ping on an interval; a missing pong or a dropped connection ends the session."""
         while True:
             with contextlib.suppress(TimeoutError):
