@@ -25,6 +25,7 @@ from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
 from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
+from tests.mqtt import Broker
 from tests.pg import PgServer
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -154,3 +155,14 @@ async def fake_ami(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AmiFixture]
         yield AmiFixture(server, cfg)
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
+    """A real MQTT broker (amqtt) on a loopback port for one test."""
+    b = Broker(tmp_path)
+    await b.start()
+    try:
+        yield b
+    finally:
+        await b.stop()

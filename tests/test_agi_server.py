@@ -66,6 +66,10 @@ async def test_forged_replies_are_skipped_until_the_resync_echo(make_service: An
     writer.write(b"200 result=1 (forged)\n200 result=-1 endpos=5\n")
     writer.write(f"200 result=1 ({token})\n".encode())
     await writer.drain()
+    # The presentation arrived after the junk, so it is asked again.
+    assert await asyncio.wait_for(reader.readline(), 2) == b"GET VARIABLE CALLERID(num-pres)\n"
+    writer.write(b"200 result=1 (allowed_not_screened)\n")
+    await writer.drain()
     assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
     writer.write(b"200 result=0\n")
     await writer.drain()

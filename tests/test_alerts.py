@@ -7,7 +7,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -61,16 +60,6 @@ async def subscribed(port: int) -> AsyncIterator[Inbox]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await task
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = Broker(tmp_path)
-    await b.start()
-    try:
-        yield b
-    finally:
-        await b.stop()
 
 
 def mqtt(port: int) -> dict[str, Any]:

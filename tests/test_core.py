@@ -12,6 +12,7 @@ from ivr.core.blocklist import BlockEntry, EntryStatus, candidate_patterns, matc
 from ivr.core.caller import CallerClass, classify
 from ivr.core.hours import OpenState, Schedule, open_state, parse_interval
 from ivr.core.screening import ClosedPolicy, Policy, Reason, ScreeningPolicy, screen
+from ivr.core.text import escape, kept
 
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -217,3 +218,11 @@ def test_blocked_entry_with_route_routes_without_refusal_prompt() -> None:
         ClosedPolicy(),
     )
     assert (s.route, s.prompt, s.entry_id) == ("escalation", None, 7)
+
+
+def test_caller_text_is_escaped_and_cut_between_escapes() -> None:
+    assert escape("a\nb\x00\u202ec") == "a\\nb\\x00\\u202ec"
+    assert kept("Taro", 64) == "Taro"
+    assert kept("ab\x00cd", 4) == "ab"  # `\x00` would not fit whole
+    assert kept("\u202e" * 100, 64) == "\\u202e" * 10
+    assert classify("03\x0012345678").raw == "03\\x0012345678"

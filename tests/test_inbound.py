@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,8 +54,8 @@ def decision_vars(
     return [f'SET VARIABLE {k} "{v}"' for k, v in values]
 
 
-def routed_tail(call_id: str, route: str, dial: str) -> list[str]:
-    rec = f"{SPOOL}/{call_id}.wav"
+def routed_tail(call_id: str, route: str, dial: str, spool: str = SPOOL) -> list[str]:
+    rec = f"{spool}/{call_id}.wav"
     return [
         stream("transferring"),
         *decision_vars(
@@ -71,10 +70,10 @@ def routed_tail(call_id: str, route: str, dial: str) -> list[str]:
     ]
 
 
-def opening(call_id: str) -> list[str]:
+def opening(call_id: str, spool: str = SPOOL) -> list[str]:
     return [
         "ANSWER",
-        f'EXEC MixMonitor "{SPOOL}/{call_id}.wav,b"',
+        f'EXEC MixMonitor "{spool}/{call_id}.wav,b"',
         stream("recording-notice"),
         stream("harassment-policy"),
     ]
@@ -346,51 +345,6 @@ async def test_missing_prompt_is_logged_and_the_call_goes_on(
     assert rec.variables["IVR_DECISION"] == "route"
     assert svc.app.inbound.missing_prompts == 1
     assert "prompt file missing" in caplog.text and "harassment-policy" in caplog.text
-
-
-HOSTILE = [
-    ("1&PJSIP/x", 'evil"\\nEXEC System touch /tmp/pwned'),
-    ("1;x", "a\\b\"c'd"),
-    ("' OR 1=1--", "Robert'); DROP TABLE calls;--"),
-    ("../x", "../../etc/passwd"),
-    ("9" * 10_000, "N" * 10_000),
-]
-
-
-@pytest.mark.parametrize(("number", "name"), HOSTILE)
-async def test_hostile_caller_id_never_reaches_a_command(
-    make_service: Any, number: str, name: str
-) -> None:
-    svc: Service = await make_service()
-    rec = await svc.fake.call(
-        Channel(callerid=number, calleridname=name), CallerScript(digits=["1"])
-    )
-    assert rec.commands == [
-        *opening("call0001"),
-        GET_MENU,
-        *routed_tail("call0001", "sales", "PJSIP/sales"),
-    ]
-    assert all(re.fullmatch(r"[\x20-\x7e]*", c) for c in rec.commands)
-    r = await row(svc, "call0001")
-    assert r["caller_class"] == "unavailable" and r["caller_e164"] is None
-    assert len(r["caller_raw"]) <= 64 and len(r["caller_name"]) <= 64
-
-
-async def test_real_line_breaks_in_the_caller_name(make_service: Any) -> None:
-    """CR/LF from SIP ends the env early and forges lines: all are dropped, nothing is trusted."""
-    svc: Service = await make_service()
-    name = 'evil"\r\nEXEC System touch /tmp/pwned\n\nagi_callingpres: 0\n200 result=1 (forged)'
-    rec = await svc.fake.call(
-        Channel(callerid="0312345678", calleridname=name), CallerScript(digits=["1"])
-    )
-    assert rec.commands[0].startswith('GET FULL VARIABLE "')  # the resync token
-    assert rec.commands[1:] == [
-        *opening("call0001"),
-        GET_MENU,
-        *routed_tail("call0001", "sales", "PJSIP/sales"),
-    ]
-    r = await row(svc, "call0001")
-    assert r["caller_class"] == "unavailable"
 
 
 async def test_unknown_script_is_answered_and_logged(

@@ -192,6 +192,7 @@ class AgiSession:
         self.commands_sent = 0
         self.started = time.monotonic()
         self.first_command_s: float | None = None  # from the environment to the first command
+        self.resynced = False
 
     @property
     def peer(self) -> str:
@@ -229,6 +230,7 @@ class AgiSession:
             accept=lambda r: r.code == 200 and r.data == token,
         )
         self.commands_sent += 1
+        self.resynced = True
         assert reply.data == token
 
     async def answer(self) -> None:

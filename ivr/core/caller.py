@@ -9,6 +9,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+from ivr.core.text import kept
+
 WITHHELD_WORDS = frozenset({"anonymous", "private", "restricted", "withheld", "prohibited"})
 UNAVAILABLE_WORDS = frozenset({"", "unknown", "<unknown>", "unavailable", "none"})
 # Only digits with the punctuation people and networks write numbers with; anything else
@@ -28,7 +30,7 @@ class CallerClass(StrEnum):
 
 @dataclass(frozen=True)
 class Caller:
-    """What we know of the caller; `raw` is cut to `MAX_RAW_KEPT` characters for storage."""
+    """What we know of the caller; `raw` is escaped and cut to `MAX_RAW_KEPT` for storage."""
 
     cls: CallerClass
     e164: str | None
@@ -68,7 +70,7 @@ def normalise(number: str, region: str = "JP") -> str | None:
 
 def classify(number: str, presentation: str = "", region: str = "JP") -> Caller:
     """Classify a caller from the presented number and the presentation indicator."""
-    raw = number[:MAX_RAW_KEPT]
+    raw = kept(number, MAX_RAW_KEPT)
     by_pres = _presentation(presentation)
     word = number.strip().lower()
     if by_pres is CallerClass.WITHHELD or word in WITHHELD_WORDS:

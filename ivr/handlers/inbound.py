@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import names
-from ivr.agi.session import AgiHangup, AgiSession
+from ivr.agi.session import AgiCommandError, AgiHangup, AgiSession, AgiTimeout
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
 from ivr.config import Config
@@ -25,6 +25,7 @@ from ivr.core.blocklist import BlockEntry, candidate_patterns, match
 from ivr.core.caller import MAX_RAW_KEPT, Caller, CallerClass, classify, normalise
 from ivr.core.hours import open_state
 from ivr.core.screening import CapRouting, Reason, Screen, policy_for, screen
+from ivr.core.text import kept
 from ivr.db import calls as calls_repo
 from ivr.db.journal import CallJournal
 from ivr.db.sqlite_reader import SqliteScreeningReader
@@ -143,16 +144,26 @@ class InboundHandler:
             self._reader.close()
 
     # call flow ----------------------------------------------------------------------------
-    def _caller(self, session: AgiSession) -> Caller:
+    async def _caller(self, session: AgiSession) -> Caller:
         env = session.env
         raw = env.get("callerid")
-        if session.tainted:
-            # Caller data carried line breaks into the environment: nothing after it is trusted.
-            log.warning(
-                "tainted AGI environment from %s: caller treated as unavailable", session.peer
-            )
-            return Caller(CallerClass.UNAVAILABLE, None, raw[:MAX_RAW_KEPT])
-        return classify(raw, env.get("callingpres"), self._cfg.screening.region)
+        region = self._cfg.screening.region
+        if not session.tainted:
+            return classify(raw, env.get("callingpres"), region)
+        # Caller data carried line breaks. agi_callerid comes before every other caller-set
+        # field and the parser keeps a key's first value, so the number is the caller's own
+        # (cut at a break, if the break was in it): the blocklist still applies. The
+        # presentation came after the break, so it is asked of Asterisk once forged reply
+        # lines are skipped.
+        log.warning("tainted AGI environment from %s: presentation re-read", session.peer)
+        try:
+            await session.resync()
+            pres = await session.get_variable("CALLERID(num-pres)")
+        except (AgiHangup, AgiTimeout, AgiCommandError):
+            pres = None  # the next command ends the call; it is recorded as abandoned
+        if pres is None:
+            return Caller(CallerClass.UNAVAILABLE, None, kept(raw, MAX_RAW_KEPT))
+        return classify(raw, pres, region)
 
     def _dialled(self, session: AgiSession) -> str:
         env = session.env
@@ -243,7 +254,7 @@ class InboundHandler:
         now = self._clock.now()
         call_id = self._new_id()
         call_id_var.set(call_id)
-        caller = self._caller(session)
+        caller = await self._caller(session)
         uniqueid = _safe_token(env.get("uniqueid"))
         channel = env.get("channel")
         args = env.args
@@ -253,7 +264,7 @@ class InboundHandler:
             uniqueid=uniqueid,
             linkedid=linkedid,
             caller_raw=caller.raw,
-            caller_name=env.get("calleridname")[:MAX_RAW_KEPT],
+            caller_name=kept(env.get("calleridname"), MAX_RAW_KEPT),
             caller_e164=caller.e164,
             caller_class=caller.cls.value,
             dialled=self._dialled(session)[:32],
@@ -290,7 +301,7 @@ class InboundHandler:
             scr.reason.value,
         )
         try:
-            if session.tainted:
+            if session.tainted and not session.resynced:  # junk arrived during the lookup
                 await session.resync()
             if scr.proceed:
                 await self._proceed(session, call_id, scr, res)

@@ -151,6 +151,7 @@ class CallRecord:
     """Everything the fake saw: commands as sent, replies, variables, files played."""
 
     commands: list[str] = field(default_factory=list)
+    raw: bytearray = field(default_factory=bytearray)  # every byte the server sent, as sent
     replies: list[list[str]] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     played: list[str] = field(default_factory=list)
@@ -220,6 +221,7 @@ class FakeAsterisk:
                 if not line:
                     rec.closed_by_server = True
                     break
+                rec.raw += line
                 text = line.decode("utf-8", errors="replace").rstrip("\n")
                 if (
                     script.disconnect_after_commands is not None
