@@ -42,6 +42,8 @@ class AgiConfig(_Model):
     environment_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     command_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     media_timeout_s: Annotated[float, Field(gt=0)] = 300.0
+    # The whole inbound script, notices and menu included; past it the call fails open.
+    handler_deadline_s: Annotated[float, Field(gt=0)] = 180.0
     max_environment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
 
     @field_validator("listen")

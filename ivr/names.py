@@ -27,7 +27,7 @@ CONTEXTS = (
 FEATURE_HARASSMENT = "ivrguard-harassment"
 
 # Channel variables the inbound handler sets and the dialplan reads.
-VAR_DECISION = "IVR_DECISION"  # "route" or "hangup"
+VAR_DECISION = "IVR_DECISION"  # "route", "hangup" or "failopen"
 VAR_REASON = "IVR_REASON"  # why (menu, withheld, blocked, after-hours, ...)
 VAR_ROUTE = "IVR_ROUTE"  # route name from the configuration
 VAR_DIAL = "IVR_DIAL"  # what Dial() dials for that route
@@ -40,6 +40,7 @@ VAR_SOUNDS = "IVR_SOUNDS"  # <sound_prefix>/<language>: where the dialplan's pro
 
 DECISION_ROUTE = "route"
 DECISION_HANGUP = "hangup"
+DECISION_FAILOPEN = "failopen"  # the service gave up in time: the dialplan's default applies
 
 DECISION_VARS = (
     VAR_CALL_ID,

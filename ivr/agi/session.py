@@ -83,6 +83,8 @@ class AgiConnection(asyncio.Protocol):
         self.closed = False
         self.junk_lines = 0
         self._waiter: asyncio.Future[Reply] | None = None
+        # Set when a command's wait was cancelled (the handler's deadline) before its reply came.
+        self._owed: asyncio.Future[None] | None = None
         self._env_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol -------------------------------------------------------------------
@@ -109,6 +111,8 @@ class AgiConnection(asyncio.Protocol):
             if isinstance(event, ReplyReceived):
                 if self._waiter is not None and not self._waiter.done():
                     self._waiter.set_result(event.reply)
+                elif self._owed is not None and not self._owed.done():
+                    self._owed.set_result(None)
             elif isinstance(event, HangupReceived):
                 self.hung_up = True
                 self._fail(AgiHangup("HANGUP"))
@@ -123,6 +127,8 @@ class AgiConnection(asyncio.Protocol):
         self.closed = True
         self._cancel_env_timer()
         self._fail(AgiHangup("connection closed"))
+        if self._owed is not None and not self._owed.done():
+            self._owed.set_result(None)  # no reply will come; the next command sees the close
         self._on_lost(self)
 
     # helpers ----------------------------------------------------------------------------
@@ -169,9 +175,27 @@ class AgiConnection(asyncio.Protocol):
         timer = loop.call_later(timeout, self._command_timed_out, waiter, timeout, data[:40])
         try:
             return await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():  # its reply is still to come: `settle` waits for it
+                self._owed = loop.create_future()
+            raise
         finally:
             timer.cancel()
             self._waiter = None
+
+    async def settle(self, timeout: float) -> None:
+        """Wait for the reply to a command whose wait was cancelled, so that the next command
+        is not paired with it; on timeout the connection is dropped."""
+        owed = self._owed
+        if owed is None:
+            return
+        try:
+            await asyncio.wait_for(owed, timeout)
+        except TimeoutError:
+            self.abort()
+            raise AgiTimeout(f"no reply within {timeout:g}s to a cancelled command") from None
+        finally:
+            self._owed = None
 
     def _command_timed_out(
         self, waiter: asyncio.Future[Reply], timeout: float, head: bytes
@@ -232,6 +256,10 @@ class AgiSession:
         self.commands_sent += 1
         self.resynced = True
         assert reply.data == token
+
+    async def settle(self) -> None:
+        """After a cancelled command (see `AgiConnection.settle`): ready for the next one."""
+        await self._conn.settle(self._conn.deadlines.command)
 
     async def answer(self) -> None:
         reply = await self.command("ANSWER")

@@ -68,6 +68,7 @@ class _Result:
     hung_up: bool = False
     limit_s: int | None = None
     warning_s: int | None = None
+    screened: str | None = None  # the screening reason, for the metrics
 
 
 class InboundHandler:
@@ -272,44 +273,13 @@ class InboundHandler:
             channel=channel if SAFE_CHANNEL.match(channel) else None,
         )
         self._journal.record_start(start)
-        entries, usage = await self._lookup(call_id, caller.e164, now)
-        block = match(caller.e164, entries, now) if caller.e164 else None
-        policy = policy_for(start.dialled, self._policy, self._by_dialled)
-        assessment = caps.assess(caller.e164, usage, self._caps)
-        scr = screen(
-            caller,
-            policy,
-            block,
-            open_state(now, self._schedule),
-            self._closed,
-            assessment,
-            self._cap_routing,
-        )
-        res = _Result(reason=scr.reason.value, entry_id=scr.entry_id)
-        if scr.reason is Reason.DAILY_LIMIT and scr.route:
-            res.limit_s = self._caps.per_call_s  # the escalation team gets the per-call cap
-        else:
-            res.limit_s = assessment.limit_s
-        if res.limit_s is not None:
-            res.warning_s = caps.warning_for(res.limit_s, self._caps.warning_lead_s)
-        self._alert_screen(call_id, caller.e164, now, scr, assessment)
-        log.info(
-            "call %s uniqueid=%s class=%s screen=%s",
-            call_id,
-            uniqueid,
-            caller.cls.value,
-            scr.reason.value,
-        )
+        res = _Result()
         try:
-            if session.tainted and not session.resynced:  # junk arrived during the lookup
-                await session.resync()
-            if scr.proceed:
-                await self._proceed(session, call_id, scr, res)
-            else:
-                await self._screened_out(session, scr, res)
-            await self._set_decision(session, call_id, res)
-            if res.decision == names.DECISION_ROUTE and res.limit_s is not None:
-                self._monitor.routed(call_id, uniqueid, caller.e164, res.limit_s, res.warning_s)
+            try:
+                async with asyncio.timeout(self._cfg.agi.handler_deadline_s):
+                    await self._screen_and_run(session, start, caller, res)
+            except TimeoutError:
+                await self._fail_open(session, call_id, res)
         except AgiHangup:
             res.hung_up = True
             raise
@@ -334,7 +304,63 @@ class InboundHandler:
             )
             self._journal.record_outcome(call_id, outcome)
             if self._metrics is not None:
-                self._metrics.calls.labels(outcome.decision, scr.reason.value).inc()
+                self._metrics.calls.labels(outcome.decision, res.screened or "none").inc()
+
+    async def _screen_and_run(
+        self, session: AgiSession, start: calls_repo.CallStart, caller: Caller, res: _Result
+    ) -> None:
+        call_id, now = start.call_id, start.started_at
+        entries, usage = await self._lookup(call_id, caller.e164, now)
+        block = match(caller.e164, entries, now) if caller.e164 else None
+        policy = policy_for(start.dialled, self._policy, self._by_dialled)
+        assessment = caps.assess(caller.e164, usage, self._caps)
+        scr = screen(
+            caller,
+            policy,
+            block,
+            open_state(now, self._schedule),
+            self._closed,
+            assessment,
+            self._cap_routing,
+        )
+        res.screened = res.reason = scr.reason.value
+        res.entry_id = scr.entry_id
+        if scr.reason is Reason.DAILY_LIMIT and scr.route:
+            res.limit_s = self._caps.per_call_s  # the escalation team gets the per-call cap
+        else:
+            res.limit_s = assessment.limit_s
+        if res.limit_s is not None:
+            res.warning_s = caps.warning_for(res.limit_s, self._caps.warning_lead_s)
+        self._alert_screen(call_id, caller.e164, now, scr, assessment)
+        log.info(
+            "call %s uniqueid=%s class=%s screen=%s",
+            call_id,
+            start.uniqueid,
+            caller.cls.value,
+            scr.reason.value,
+        )
+        if session.tainted and not session.resynced:  # junk arrived during the lookup
+            await session.resync()
+        if scr.proceed:
+            await self._proceed(session, call_id, scr, res)
+        else:
+            await self._screened_out(session, scr, res)
+        await self._set_decision(session, call_id, res)
+        if res.decision == names.DECISION_ROUTE and res.limit_s is not None:
+            self._monitor.routed(call_id, start.uniqueid, caller.e164, res.limit_s, res.warning_s)
+
+    async def _fail_open(self, session: AgiSession, call_id: str, res: _Result) -> None:
+        """Past the handler's deadline: say so to the dialplan, which then takes its default
+        (`ivr-guard-failopen`). An empty IVR_DECISION leads there too, should this fail."""
+        log.error(
+            "call %s not decided within agi.handler_deadline_s (%g s): failing open",
+            call_id,
+            self._cfg.agi.handler_deadline_s,
+        )
+        res.decision, res.reason, res.route = names.DECISION_FAILOPEN, "deadline", None
+        await session.settle()  # the reply to the command that was cut short
+        await session.set_variable(names.VAR_REASON, res.reason)
+        await session.set_variable(names.VAR_DECISION, res.decision)
 
     def _alert_screen(
         self,
