@@ -57,6 +57,12 @@ class AgiConfig(_Model):
     def _allow(cls, v: list[str]) -> list[str]:
         import ipaddress
 
+        if not v:
+            # FastAGI has no authentication: the allowlist is the only gate.
+            raise ValueError(
+                "must not be empty: list the Asterisk servers' addresses "
+                '("0.0.0.0/0" allows anyone)'
+            )
         for net in v:
             try:
                 ipaddress.ip_network(net, strict=False)

@@ -364,17 +364,6 @@ async def test_script_query_string_is_ignored(make_service: Any) -> None:
     assert rec.variables["IVR_ROUTE"] == "sales"
 
 
-async def test_peer_outside_the_allowlist_is_refused(
-    make_service: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    svc: Service = await make_service({"agi": {"allow": ["10.0.0.0/8"]}})
-    with caplog.at_level(logging.WARNING):
-        rec = await svc.fake.call(Channel())
-    assert rec.commands == [] and rec.closed_by_server
-    assert svc.app.agi.refused_peers == 1
-    assert "not in the allowlist" in caplog.text
-
-
 async def test_database_unavailable_fails_open(
     make_service: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -33,7 +33,7 @@ class AgiServer:
         self,
         handlers: Mapping[str, Handler],
         *,
-        allow: Iterable[str] = (),
+        allow: Iterable[str],
         deadlines: Deadlines | None = None,
         max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
         observe: Observer | None = None,
@@ -63,11 +63,10 @@ class AgiServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     def _peer_allowed(self, host: str) -> bool:
-        if not self._allow:
-            return True
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:
+            self.refused_peers += 1
             return False
         if any(addr in net for net in self._allow):
             return True
