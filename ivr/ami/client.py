@@ -146,6 +146,11 @@ class AmiClient:
     def connected(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def queued_events(self) -> int:
+        """Events received and not yet handled (at most `settings.queue_size`)."""
+        return self._queue.qsize()
+
     async def wait_connected(self, timeout: float) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)
 
