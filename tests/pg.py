@@ -59,6 +59,10 @@ class PgServer:
             "--locale",
             "C",
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again) on its data directory and port."""
         opts = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -77,9 +81,14 @@ class PgServer:
             "start",
         )
 
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server; `resume` starts it again. The suite's servers run without
+        synchronous commit, so only a `fast` stop keeps the last commits."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop")
+
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+            self.halt()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
