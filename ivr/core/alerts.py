@@ -20,6 +20,7 @@ class AlertType(StrEnum):
     HARASSMENT_END = "harassment-end"
     RECORDING_FAILED = "recording-failed"
     SPOOL_USAGE = "spool-usage"
+    STORAGE_FULL = "storage-full"
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class Handoff:
         self._zone = cfg.hours.zone()
         self._ignored: set[str] = set()
         self._spool_alerted = False
+        self._full_alerted = False
         self.stored = 0
         self.failed = 0
         self.backlog = 0
@@ -184,6 +185,8 @@ class Handoff:
                 await self._respool(row, exc.digest)
                 return steps
             except StorageError as exc:
+                if exc.no_space:
+                    self._storage_full(row, str(exc))
                 await self._retry(row, str(exc))
                 return steps
             async with self._engine.begin() as conn:
@@ -191,6 +194,8 @@ class Handoff:
                     return steps  # someone else moved it on
             row = {**row, **values}
             steps += 1
+            if values["state"] == "stored":
+                self._full_alerted = False  # space again: the next full disk is news
         if row["state"] == "complete":
             self.stored += 1
         return steps
@@ -218,6 +223,22 @@ class Handoff:
             raise StorageError(f"cannot remove the spool copy: {exc.strerror}") from exc
         log.info("recording %s stored and verified at %s", name, row["storage_uri"])
         return {"state": "complete", "next_attempt_at": None, "last_error": None}
+
+    def _storage_full(self, row: dict[str, Any], why: str) -> None:
+        """One alert per episode: the recordings wait in the spool until there is room."""
+        if self._full_alerted:
+            return
+        self._full_alerted = True
+        log.error("recording storage is full: %s", why)
+        self._alerts.raise_alert(
+            Alert(
+                AlertType.STORAGE_FULL,
+                row["call_id"],
+                row["caller"],
+                self._clock.now(),
+                details={"recording": row["name"], "error": why[:200]},
+            )
+        )
 
     def _failed(self, row: dict[str, Any], why: str) -> dict[str, Any]:
         self.failed += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import os
 import tempfile
@@ -21,8 +22,15 @@ from typing import Any, BinaryIO, Protocol
 CHUNK = 1024 * 1024
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class StorageError(Exception):
     """The backend could not do it now (down, refused, full); the caller retries later."""
+
+    def __init__(self, message: str, *, no_space: bool = False) -> None:
+        super().__init__(message)
+        self.no_space = no_space  # the disk is full: worth an alert at once, not after retries
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,9 @@ class LocalStorage:
             finally:
                 os.close(dfd)
         except OSError as exc:
-            raise StorageError(f"{target}: {exc.strerror or exc}") from exc
+            raise StorageError(
+                f"{target}: {exc.strerror or exc}", no_space=exc.errno in _FULL
+            ) from exc
         return f"file://{target}"
 
     async def digest(self, uri: str) -> Digest:
