@@ -1,0 +1,57 @@
+"""Audit-trail tampering, end to end: supervisors work through the CLI, someone edits the
+database file behind the service's back (dropping the append-only triggers first), and
+`ivr audit verify` exits 8 naming the first broken row, for every kind of edit."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.test_blocklist import EXPECTED, TAMPERING
+from tests.test_blocklist_cli import ivr_json, setup
+from tests.test_cli import _run
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The folder and CLI environment after four supervisor actions, all through the CLI."""
+    tmp = tmp_path_factory.mktemp("audit")
+    env = setup(tmp)
+    for number, who in (("090-3333-0001", "alice"), ("090-3333-0002", "bob")):
+        ivr_json(
+            ["blocklist", "propose", number, "--category", "threats", "--note", "n", "--as", who],
+            env,
+        )
+    ivr_json(["blocklist", "approve", "1", "--as", "bob"], env)
+    ivr_json(["blocklist", "reject", "2", "--note", "wrong number", "--as", "alice"], env)
+    res = _run(["audit", "verify"], env)
+    assert res.returncode == 0 and res.stdout.startswith("OK: 4 events, head ")
+    return tmp, env
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_every_kind_of_tampering_is_found_by_audit_verify(
+    history: tuple[Path, dict[str, str]], tmp_path: Path, case: str
+) -> None:
+    base, env = history
+    shutil.copytree(base, tmp_path / "case")
+    case_dir = tmp_path / "case"
+    config = case_dir / "ivr.toml"
+    config.write_text(config.read_text().replace(str(base), str(case_dir)))
+    env = {**env, "IVR_CONFIG": str(config)}
+    db_file = case_dir / "data" / "ivr.sqlite3"
+    db = sqlite3.connect(db_file)
+    with db:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("UPDATE audit_events SET reason = 'x' WHERE seq = 1")
+        db.execute("DROP TRIGGER audit_events_no_update")
+        db.execute("DROP TRIGGER audit_events_no_delete")
+        for statement in TAMPERING[case]:
+            db.execute(statement)
+    db.close()
+    res = _run(["audit", "verify"], env)
+    assert res.returncode == 8, res.stdout + res.stderr
+    assert res.stdout.startswith(f"BROKEN at {EXPECTED[case]}"), res.stdout
