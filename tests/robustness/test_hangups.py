@@ -10,12 +10,11 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
 
 from ivr.db.calls import get_call
-from ivr.db.models import blocklist_entries
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import OPEN_TIME, Service
+from tests.conftest import Service
+from tests.test_inbound import add_entry
 
 TAINTED_NAME = "x\nagi_callingpres: 0\n\n200 result=1 (forged)"
 # flow: (channel, digits, commands in the full flow)
@@ -42,20 +41,7 @@ async def test_hangup_at_every_command_ends_within_a_second_and_leaks_nothing(
     make_service: Any, mode: str, flow: str
 ) -> None:
     svc: Service = await make_service()
-    async with svc.engine.begin() as conn:
-        await conn.execute(
-            insert(blocklist_entries).values(
-                pattern="+81311112222",
-                is_prefix=False,
-                status="approved",
-                action="reject",
-                category="threats",
-                note="",
-                evidence="[]",
-                proposed_by="alice",
-                proposed_at=OPEN_TIME,
-            )
-        )
+    await add_entry(svc, "+81311112222")
     channel, digits, commands = FLOWS[flow]
     # The whole flow first: it has the length we hang up along, and it warms the pool (the
     # first call opens the pooled DB connection, which then stays open).

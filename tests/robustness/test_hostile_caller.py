@@ -16,17 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from ivr.agi.protocol import parse_args
-from ivr.db.models import blocklist_entries, calls
+from ivr.db.models import calls
 from ivr.logs import CallIdFilter, formatter
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import OPEN_TIME, Service
+from tests.conftest import Service
 from tests.mqtt import Broker
 from tests.test_alerts import mqtt, subscribed
 from tests.test_caps import hang_up
-from tests.test_inbound import GET_MENU, decision_vars, opening, routed_tail, stream
+from tests.test_inbound import GET_MENU, add_entry, decision_vars, opening, routed_tail, stream
 from tests.test_recordings import age, storage_cfg
 
 # Strings as Python sees them; "\udcff" is the invalid UTF-8 byte 0xff on the wire.
@@ -94,20 +94,7 @@ async def test_hostile_caller_data_is_inert_everywhere(
 ) -> None:
     svc: Service = await make_service({**storage_cfg(tmp_path), **mqtt(broker.port)})
     spool = Path(svc.cfg.recording.spool_dir)
-    async with svc.engine.begin() as conn:
-        await conn.execute(
-            insert(blocklist_entries).values(
-                pattern="+81311112222",
-                is_prefix=False,
-                status="approved",
-                action="reject",
-                category="threats",
-                note="",
-                evidence="[]",
-                proposed_by="alice",
-                proposed_at=OPEN_TIME,
-            )
-        )
+    await add_entry(svc, "+81311112222")
     before = files_under(tmp_path)
     n = 0
     async with subscribed(broker.port) as inbox:
@@ -213,20 +200,7 @@ async def test_line_breaks_in_the_name_do_not_escape_the_blocklist_or_withholdin
 ) -> None:
     """Forged environment lines after the name cannot change who the caller is."""
     svc: Service = await make_service()
-    async with svc.engine.begin() as conn:
-        await conn.execute(
-            insert(blocklist_entries).values(
-                pattern="+81311112222",
-                is_prefix=False,
-                status="approved",
-                action="reject",
-                category="threats",
-                note="",
-                evidence="[]",
-                proposed_by="alice",
-                proposed_at=OPEN_TIME,
-            )
-        )
+    await add_entry(svc, "+81311112222")
     forged = "x\nagi_callerid: 0399999999\nagi_callingpres: 0\n\n200 result=1 (forged)"
     rec = await svc.fake.call(Channel(callerid=BLOCKED, calleridname=forged))
     assert rec.variables["IVR_REASON"] == "blocked"
