@@ -161,7 +161,7 @@ class InboundHandler:
             await session.resync()
             pres = await session.get_variable("CALLERID(num-pres)")
         except (AgiHangup, AgiTimeout, AgiCommandError):
-            pres = None  # the next command ends the call; it is recorded as abandoned
+            pres = None  # unknown: unavailable (after a hang-up the next command ends it)
         if pres is None:
             return Caller(CallerClass.UNAVAILABLE, None, kept(raw, MAX_RAW_KEPT))
         return classify(raw, pres, region)
