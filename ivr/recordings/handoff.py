@@ -230,29 +230,22 @@ class Handoff:
             return
         self._full_alerted = True
         log.error("recording storage is full: %s", why)
-        self._alerts.raise_alert(
-            Alert(
-                AlertType.STORAGE_FULL,
-                row["call_id"],
-                row["caller"],
-                self._clock.now(),
-                details={"recording": row["name"], "error": why[:200]},
-            )
-        )
+        self._recording_alert(AlertType.STORAGE_FULL, row, why)
 
     def _failed(self, row: dict[str, Any], why: str) -> dict[str, Any]:
         self.failed += 1
         log.error("recording %s failed: %s", row["name"], why)
-        self._alerts.raise_alert(
-            Alert(
-                AlertType.RECORDING_FAILED,
-                row["call_id"],
-                row["caller"],
-                self._clock.now(),
-                details={"recording": row["name"], "error": why[:200]},
-            )
-        )
+        self._recording_alert(AlertType.RECORDING_FAILED, row, why)
         return {"state": "failed", "last_error": why[:1000]}
+
+    def _recording_alert(self, kind: AlertType, row: dict[str, Any], why: str) -> None:
+        details: dict[str, str | int | float | None] = {
+            "recording": row["name"],
+            "error": why[:200],
+        }
+        self._alerts.raise_alert(
+            Alert(kind, row["call_id"], row["caller"], self._clock.now(), details=details)
+        )
 
     async def _respool(self, row: dict[str, Any], digest: Digest) -> None:
         """Take the new size and hash, and wait for the file to settle before storing it."""
