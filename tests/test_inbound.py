@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
+from ivr import names
 from ivr.db.calls import get_call
 from ivr.db.models import blocklist_entries
 from ivr.sim.fake_asterisk import CallerScript, Channel, hang_up_during
@@ -51,7 +52,7 @@ def decision_vars(
         ("IVR_REASON", reason),
         ("IVR_DECISION", decision),
     ]
-    return [f'SET VARIABLE {k} "{v}"' for k, v in values]
+    return ['EXEC MSet "' + ",".join(f"{k}={v}" for k, v in values) + '"']
 
 
 def routed_tail(call_id: str, route: str, dial: str, spool: str = SPOOL) -> list[str]:
@@ -133,6 +134,56 @@ async def test_normal_caller_through_the_menu(make_service: Any) -> None:
     assert r["dialled"] == "+81120123456" and r["linkedid"] == "1795.1"
     assert r["recording_path"] == f"{SPOOL}/call0001.wav"
     assert r["started_at"] == OPEN_TIME and r["ended_at"] is None
+
+
+async def test_decision_in_one_mset_reaches_the_dialplan_as_separate_variables(
+    make_service: Any,
+) -> None:
+    svc: Service = await make_service()
+    rec = await svc.fake.call(Channel(), CallerScript(digits=["2"]))
+    assert len(rec.commands) == 7 and rec.commands[-1].startswith('EXEC MSet "IVR_CALL_ID=')
+    assert rec.replies[-1] == ["200 result=0"]
+    assert {k: v for k, v in rec.variables.items() if k.startswith("IVR_")} == {
+        "IVR_CALL_ID": "call0001",
+        "IVR_RECORDING": f"{SPOOL}/call0001.wav",
+        "IVR_LIMIT_MS": "3600000",
+        "IVR_WARNING_MS": "60000",
+        "IVR_SOUNDS": "ivr-guard/ja",
+        "IVR_ROUTE": "support",
+        "IVR_DIAL": "PJSIP/support",
+        "IVR_DIAL_TIMEOUT": "30",
+        "IVR_REASON": "menu",
+        "IVR_DECISION": "route",
+    }
+
+
+async def test_values_mset_would_reparse_go_one_set_variable_each(make_service: Any) -> None:
+    # A dial string holding what MSet's argument parser acts on (quotes, brackets, `$`).
+    dial = 'PJSIP/${AGENT}@"trunk"(x)'
+    routes = {"sales": {"dial": dial}, "support": {"dial": "x"}, "operator": {"dial": "y"}}
+    svc: Service = await make_service({"routes": routes})
+    rec = await svc.fake.call(Channel(), CallerScript(digits=["1"]))
+    sets = [c for c in rec.commands if c.startswith("SET VARIABLE")]
+    assert not any(c.startswith("EXEC MSet") for c in rec.commands)
+    assert [c.split()[2] for c in sets] == list(names.DECISION_VARS)
+    assert sets[6] == 'SET VARIABLE IVR_DIAL "PJSIP/${AGENT}@\\"trunk\\"(x)"'
+    assert rec.variables["IVR_DIAL"] == dial and rec.variables["IVR_DECISION"] == "route"
+
+
+async def test_an_asterisk_without_mset_gets_set_variable_each(
+    make_service: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc: Service = await make_service()
+    svc.fake.apps = svc.fake.apps - {"MSet"}
+    with caplog.at_level(logging.WARNING):
+        rec = await svc.fake.call(Channel(), CallerScript(digits=["1"]))
+    i = next(i for i, c in enumerate(rec.commands) if c.startswith("EXEC MSet"))
+    assert rec.replies[i] == ["200 result=-2"]
+    assert [c.split()[2] for c in rec.commands[i + 1 :]] == list(names.DECISION_VARS)
+    assert rec.variables["IVR_DECISION"] == "route" and rec.variables["IVR_ROUTE"] == "sales"
+    assert "EXEC MSet refused" in caplog.text
+    r = await row(svc, "call0001")
+    assert (r["decision"], r["route"]) == ("route", "sales")
 
 
 async def test_withheld_number_is_refused(make_service: Any) -> None:
@@ -285,7 +336,7 @@ async def test_timeouts_until_retries_run_out(make_service: Any) -> None:
 async def test_menu_fallback_route_after_retries(make_service: Any) -> None:
     svc: Service = await make_service({"menu": {"retries": 0, "fallback_route": "operator"}})
     rec = await svc.fake.call(Channel(), CallerScript(digits=["7"]))
-    assert rec.commands[-12:] == [
+    assert rec.commands[-3:] == [
         GET_MENU,
         stream("goodbye"),
         *decision_vars(

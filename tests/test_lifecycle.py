@@ -8,7 +8,7 @@ from typing import Any
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.conftest import Service
 
-FULL_FLOW_COMMANDS = 16  # ANSWER .. IVR_DECISION for a caller who presses 1
+FULL_FLOW_COMMANDS = 7  # ANSWER .. the decision's MSet for a caller who presses 1
 
 
 async def test_500_concurrent_calls(make_service: Any) -> None:

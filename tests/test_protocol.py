@@ -17,6 +17,7 @@ from ivr.agi.protocol import (
     parse_reply_line,
     quote,
 )
+from ivr.sim.fake_asterisk import app_args
 
 ENV = (
     b"agi_network: yes\nagi_network_script: inbound?x=1\nagi_callerid: 0312345678\n"
@@ -156,3 +157,18 @@ def test_parse_args_matches_captured_commands() -> None:
         "${CALLERID(num-pres)}",
     ]
     assert parse_args('VERBOSE "done" 1') == ["VERBOSE", "done", "1"]
+
+
+@pytest.mark.parametrize(
+    ("data", "args"),
+    [
+        ("A=1,B=2", ["A=1", "B=2"]),
+        ("A=,B=x", ["A=", "B=x"]),
+        ('A="quoted, kept",B=2', ["A=quoted, kept", "B=2"]),
+        ("A=a\\,b,C=3", ["A=a,b", "C=3"]),
+        ("A=${IF($[1]?x,y)},B=2", ["A=${IF($[1]?x,y)}", "B=2"]),
+        ("", [""]),
+    ],
+)
+def test_fake_splits_application_data_as_asterisk_does(data: str, args: list[str]) -> None:
+    assert app_args(data) == args

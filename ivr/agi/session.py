@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -24,6 +25,11 @@ from ivr.agi.protocol import (
 )
 
 log = logging.getLogger("ivr.agi")
+
+# Values MSet passes through unchanged: no separator (`,` `|`), quote, backslash, `$` or bracket
+# for Asterisk's application-argument parser to act on.
+_MSET_VALUE = re.compile(r"^[A-Za-z0-9_./:@&+#*-]*$")
+_MSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class AgiHangup(Exception):
@@ -271,6 +277,23 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", Raw(name), value)
+
+    async def set_variables(self, values: Sequence[tuple[str, str]]) -> None:
+        """Set several variables in order: one `EXEC MSet` round trip when every value is plain
+        text, else (or when MSet is refused) one `SET VARIABLE` each."""
+        if all(_MSET_NAME.match(n) and _MSET_VALUE.match(v) for n, v in values):
+            try:
+                data = ",".join(f"{n}={v}" for n, v in values)
+                reply = await self.command(
+                    "EXEC", Raw("MSet"), data, timeout=self._conn.deadlines.command
+                )
+            except ValueError:  # longer than a command line may be
+                reply = None
+            if reply is not None and reply.result == "0":
+                return
+            log.warning("EXEC MSet refused (%s): setting variables one by one", reply)
+        for name, value in values:
+            await self.set_variable(name, value)
 
     async def get_variable(self, name: str) -> str | None:
         reply = await self.command("GET VARIABLE", Raw(name))

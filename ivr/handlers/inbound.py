@@ -214,8 +214,8 @@ class InboundHandler:
             names.VAR_REASON: res.reason or "",
             names.VAR_DECISION: res.decision or "",
         }
-        for var in names.DECISION_VARS:  # IVR_DECISION last: set means complete
-            await session.set_variable(var, values[var])
+        # IVR_DECISION last: set means complete.
+        await session.set_variables([(var, values[var]) for var in names.DECISION_VARS])
 
     async def _screened_out(self, session: AgiSession, scr: Screen, res: _Result) -> None:
         await session.answer()
@@ -359,8 +359,9 @@ class InboundHandler:
         )
         res.decision, res.reason, res.route = names.DECISION_FAILOPEN, "deadline", None
         await session.settle()  # the reply to the command that was cut short
-        await session.set_variable(names.VAR_REASON, res.reason)
-        await session.set_variable(names.VAR_DECISION, res.decision)
+        await session.set_variables(
+            [(names.VAR_REASON, res.reason), (names.VAR_DECISION, res.decision)]
+        )
 
     def _alert_screen(
         self,

@@ -59,7 +59,17 @@ KNOWN_VERBS = (
     "ASYNCAGI BREAK",
 )
 KNOWN_APPS = frozenset(
-    {"MixMonitor", "StopMixMonitor", "Playback", "Wait", "Set", "NoOp", "Dial", "ChannelRedirect"}
+    {
+        "MixMonitor",
+        "StopMixMonitor",
+        "Playback",
+        "Wait",
+        "Set",
+        "MSet",
+        "NoOp",
+        "Dial",
+        "ChannelRedirect",
+    }
 )
 HANGUP_511 = "511 Command Not Permitted on a dead channel or intercept routine"
 ENDPOS_FULL = 83203  # what the captured notice played to
@@ -183,6 +193,7 @@ class FakeAsterisk:
         self.audio_delay = audio_delay
         # Channels that exist besides this one, for ChannelRedirect; None: any name exists.
         self.live_channels: set[str] | None = None
+        self.apps = KNOWN_APPS  # applications EXEC finds; others answer `200 result=-2`
 
     def sound_exists(self, name: str) -> bool:
         return self._sounds is None or name in self._sounds
@@ -308,6 +319,12 @@ class FakeAsterisk:
             app = args[0] if args else ""
             if app == "MixMonitor":
                 rec.mixmonitor.append(args[1] if len(args) > 1 else "")
+            if app in ("Set", "MSet") and app in self.apps:
+                pairs = app_args(args[1] if len(args) > 1 else "")
+                for pair in pairs if app == "MSet" else pairs[:1]:
+                    name, eq, value = pair.partition("=")
+                    if eq:  # MSet ignores an entry with no '='
+                        st.vars[name] = value
             if app == "ChannelRedirect":
                 # ChannelRedirect(channel,context,exten,priority) sets CHANNELREDIRECT_STATUS.
                 target = (args[1] if len(args) > 1 else "").split(",", 1)[0]
@@ -315,7 +332,7 @@ class FakeAsterisk:
                 st.vars["CHANNELREDIRECT_STATUS"] = "SUCCESS" if ok else "NOCHANNEL"
                 if ok:
                     rec.redirected.append(args[1])
-            return ["200 result=0"] if app in KNOWN_APPS else ["200 result=-2"]
+            return ["200 result=0"] if app in self.apps else ["200 result=-2"]
         if verb == "STREAM FILE":
             if len(args) < 2:
                 return _usage("STREAM FILE <filename> <escape_digits> [<sample offset>]")
@@ -363,6 +380,38 @@ def split_command(text: str) -> tuple[str | None, list[str]]:
         if upper[:n] == verb.split():
             return verb, words[n:]
     return None, words
+
+
+def app_args(data: str) -> list[str]:
+    """Split application data the way Asterisk's `AST_STANDARD_APP_ARGS` does: at commas outside
+    quotes and brackets, with quotes and backslash escapes removed."""
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    for ch in data:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif quoted:
+            cur.append(ch)
+        elif ch in "([":
+            depth += 1
+            cur.append(ch)
+        elif ch in ")]" and depth:
+            depth -= 1
+            cur.append(ch)
+        elif ch == "," and not depth:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
 
 
 def _usage(usage: str) -> list[str]:

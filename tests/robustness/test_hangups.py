@@ -19,11 +19,11 @@ from tests.test_inbound import add_entry
 TAINTED_NAME = "x\nagi_callingpres: 0\n\n200 result=1 (forged)"
 # flow: (channel, digits, commands in the full flow)
 FLOWS = {
-    "menu": (Channel(), ["1"], 16),  # ANSWER .. IVR_DECISION for a caller who presses 1
-    "menu-retries": (Channel(), [None, "9", "2"], 20),  # timeout, invalid digit, then 2
-    "blocked": (Channel(callerid="0311112222"), [], 12),
-    "withheld": (Channel(callerid="anonymous", callingpres=35), [], 12),
-    "tainted": (Channel(calleridname=TAINTED_NAME), ["1"], 18),  # resync + presentation
+    "menu": (Channel(), ["1"], 7),  # ANSWER .. the decision's MSet for a caller who presses 1
+    "menu-retries": (Channel(), [None, "9", "2"], 11),  # timeout, invalid digit, then 2
+    "blocked": (Channel(callerid="0311112222"), [], 3),
+    "withheld": (Channel(callerid="anonymous", callingpres=35), [], 3),
+    "tainted": (Channel(calleridname=TAINTED_NAME), ["1"], 9),  # resync + presentation
 }
 
 
