@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import subprocess
 import time
 from collections import Counter
@@ -168,10 +169,10 @@ class LoadGenerator:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         try:
-            _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _Call(self, spec, stats, t0), self.host, self.port),
-                timeout,
-            )
+            async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
+                _, proto = await loop.create_connection(
+                    lambda: _Call(self, spec, stats, t0), self.host, self.port
+                )
         except (OSError, TimeoutError) as exc:
             stats.errors[f"connect: {type(exc).__name__}"] += 1
             return None
@@ -214,6 +215,41 @@ class LoadGenerator:
 
         start = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return time.perf_counter() - start
+
+    async def open_loop(
+        self,
+        next_spec: Callable[[], CallSpec],
+        rate: float,
+        seconds: float,
+        stats: Stats,
+        rng: random.Random,
+    ) -> float:
+        """Calls arriving at random (Poisson) at `rate` a second for `seconds`, whether or not
+        earlier ones have finished, as callers do; wall time until the last call ended."""
+
+        async def one(spec: CallSpec) -> None:
+            proto = await self.call(spec, stats)
+            if proto is None:
+                return
+            try:
+                await asyncio.wait_for(proto.done, 30.0)
+            except TimeoutError:
+                stats.errors["call timed out"] += 1
+
+        start = time.perf_counter()
+        due = start
+        calls: set[asyncio.Task[None]] = set()
+        while due < start + seconds:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(next_spec()))
+            calls.add(task)
+            task.add_done_callback(calls.discard)
+            due += rng.expovariate(rate)
+        if calls:
+            await asyncio.wait(calls)
         return time.perf_counter() - start
 
     async def hold(self, specs: list[CallSpec], stats: Stats, ramp: int = 200) -> list[_Call]:

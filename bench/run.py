@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import os
 import platform
+import random
 import resource
 import shutil
 import signal
@@ -173,10 +174,12 @@ async def _phase(
     gen: LoadGenerator,
     label: str,
     held: int,
-    concurrency: int,
+    load: int | float,
     args: argparse.Namespace,
     mix: object,
 ) -> Row:
+    """One row: `load` calls in flight back to back (an int), or offered at random at `load`
+    calls a second (a float)."""
     assert callable(mix)
     svc.take_peak()
     hold_stats = Stats()
@@ -185,7 +188,13 @@ async def _phase(
     holders = await gen.hold(specs, hold_stats)
     stats = Stats()
     cpu0, own0 = svc.cpu(), time.process_time()
-    wall = await gen.closed_loop(mix, concurrency, args.seconds, stats)
+    if isinstance(load, float):
+        rng = random.Random(int(load))  # the same arrivals on every run
+        wall = await gen.open_loop(mix, load, args.seconds, stats, rng)
+        label = f"{label}, {load:g}/s offered"
+    else:
+        wall = await gen.closed_loop(mix, load, args.seconds, stats)
+        label = f"{label}, {load} in flight"
     cpu = (svc.cpu() - cpu0) / wall * 100
     own = (time.process_time() - own0) / wall * 100
     await gen.release_all(holders)
@@ -193,7 +202,7 @@ async def _phase(
     errors = stats.error_count() + hold_stats.error_count()
     for kind, n in (stats.errors + hold_stats.errors).items():
         print(f"  {label} held={held}: {n} x {kind}", file=sys.stderr)
-    return Row.of(f"{label}, {concurrency} in flight", held, stats, wall, cpu, own, peak, errors)
+    return Row.of(label, held, stats, wall, cpu, own, peak, errors)
 
 
 async def _serve_runs(label: str, url: str, workdir: Path, args: argparse.Namespace) -> list[Row]:
@@ -204,10 +213,14 @@ async def _serve_runs(label: str, url: str, workdir: Path, args: argparse.Namesp
         gen = LoadGenerator("127.0.0.1", svc.port)
         mix = caller_mix(args.entries, args.past_calls)
         await gen.closed_loop(mix, args.concurrency, args.warmup, Stats())
-        # One call at a time: the service's own latency, with no queueing in front of it.
-        runs = [(0, 1)] + [(held, args.concurrency) for held in args.held]
-        for held, concurrency in runs:
-            rows.append(await _phase(svc, gen, label, held, concurrency, args, mix))
+        # One call at a time: the service's own latency, with no queueing in front of it. Then
+        # callers arriving at random at fixed rates: the latency a caller meets at that load.
+        # Then the most the service sustains, with callers held in the menu.
+        runs: list[tuple[int, int | float]] = [(0, 1)]
+        runs += [(0, float(rate)) for rate in args.rates]
+        runs += [(held, args.concurrency) for held in args.held]
+        for held, load in runs:
+            rows.append(await _phase(svc, gen, label, held, load, args, mix))
             print(_format(rows[-1]), file=sys.stderr, flush=True)
     finally:
         logged = svc.stop()
@@ -335,6 +348,12 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backends", default="sqlite,postgresql", type=lambda s: s.split(","))
     p.add_argument(
         "--held", default="1,100,1000,10000", type=lambda s: [int(x) for x in s.split(",")]
+    )
+    p.add_argument(
+        "--rates",
+        default="100,300",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        help="offered loads (calls/s, random arrivals), one row each; empty: none",
     )
     p.add_argument("--seconds", type=float, default=10.0, help="measured time per row")
     p.add_argument("--warmup", type=float, default=3.0)

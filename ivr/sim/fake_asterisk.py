@@ -8,6 +8,7 @@ at each menu, and where to hang up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ KNOWN_APPS = frozenset(
         "ChannelRedirect",
     }
 )
+_VERB_WORDS = [(v.split(), len(v.split())) for v in KNOWN_VERBS]
 HANGUP_511 = "511 Command Not Permitted on a dead channel or intercept routine"
 ENDPOS_FULL = 83203  # what the captured notice played to
 ENDPOS_CUT = 28000  # where the captured caller hung up
@@ -135,7 +137,7 @@ class Channel:
         }
 
 
-HangupRule = Callable[[str, list[str]], bool]
+HangupRule = Callable[[str, tuple[str, ...]], bool]
 
 
 def hang_up_during(fragment: str) -> HangupRule:
@@ -289,7 +291,7 @@ class FakeAsterisk:
         return prefix + self._reply(verb, args, st, rec, hang_now)
 
     def _reply(
-        self, verb: str, args: list[str], st: ChannelState, rec: CallRecord, hang_now: bool
+        self, verb: str, args: tuple[str, ...], st: ChannelState, rec: CallRecord, hang_now: bool
     ) -> list[str]:
         if verb == "ANSWER":
             return ["200 result=0"]
@@ -371,15 +373,15 @@ class ChannelState:
     close_after_reply: bool = False
 
 
-def split_command(text: str) -> tuple[str | None, list[str]]:
+@functools.lru_cache(maxsize=512)  # prompts and menus repeat on every call (the load generator)
+def split_command(text: str) -> tuple[str | None, tuple[str, ...]]:
     """Match the longest known verb (case-insensitive, as Asterisk does) and parse the rest."""
     words = parse_args(text)
     upper = [w.upper() for w in words]
-    for verb in KNOWN_VERBS:
-        n = len(verb.split())
-        if upper[:n] == verb.split():
-            return verb, words[n:]
-    return None, words
+    for verb, n in _VERB_WORDS:
+        if upper[:n] == verb:
+            return " ".join(verb), tuple(words[n:])
+    return None, tuple(words)
 
 
 def app_args(data: str) -> list[str]:
