@@ -293,7 +293,7 @@ async def test_cap_timers_restart_when_the_agent_answers(make_service: Any, fake
     watch = svc.app.monitor._by_uid["1795352271.1"]
     loop = asyncio.get_running_loop()
     routed_at = loop.time()
-    warn_before = watch.timers[0].when()
+    warn_before = watch.deadlines[0]
     assert warn_before - routed_at == pytest.approx(3540, abs=1)
     dial_end = frame(
         [
@@ -309,9 +309,9 @@ async def test_cap_timers_restart_when_the_agent_answers(make_service: Any, fake
     )
     await fake_ami.server.send(dial_end)
     await until(lambda: watch.answered)
-    warn, reached = (t.when() for t in watch.timers)
+    warn, reached = watch.deadlines
     now = loop.time()
     assert warn - now == pytest.approx(3540, abs=1) and warn > warn_before
     assert reached - now == pytest.approx(3600, abs=1)
     await hang_up(svc, "call0001", "10")
-    assert not svc.app.monitor.knows("1795352271.1") and watch.timers == []
+    assert not svc.app.monitor.knows("1795352271.1") and watch.deadlines == ()
