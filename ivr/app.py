@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from ivr.calls.ending import CallEnder
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock, SystemClock
 from ivr.config import AmiConfig, Config, parse_hostport
+from ivr.core.caller import classify
 from ivr.core.review import SYSTEM_ACTOR, Actor
 from ivr.db.engine import create_engine, redact
 from ivr.db.journal import CallJournal
@@ -233,14 +235,28 @@ async def check_schema(engine: AsyncEngine, url: str) -> None:
         )
 
 
+def freeze_heap(region: str) -> None:
+    """Collect once, then take every object built so far (modules, configuration, the region's
+    number metadata) out of the cyclic collector's sight. A full collection then scans only what
+    calls create: a few ms instead of pauses of 60 to 150 ms with every call in progress waiting
+    (measured in bench/)."""
+    classify("0312345678", "0", region)  # loads the region's number metadata now, not on a call
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     cfg: Config,
     stop: asyncio.Event,
     *,
     clock: Clock | None = None,
     started: asyncio.Event | None = None,
+    freeze: bool = False,
 ) -> App:
-    """Run until `stop` is set, then close gracefully. Refuses an out-of-date schema."""
+    """Run until `stop` is set, then close gracefully. Refuses an out-of-date schema.
+
+    `freeze`: `freeze_heap` before accepting calls; for a process that only serves.
+    """
     app = build_app(cfg, clock=clock)
     try:
         await check_schema(app.engine, cfg.database_url())
@@ -248,6 +264,8 @@ async def serve(
         await app.engine.dispose()
         raise
     host, port = parse_hostport(cfg.agi.listen)
+    if freeze:
+        freeze_heap(cfg.screening.region)
     try:
         await app.start(host, port)
         if started is not None:

@@ -45,3 +45,17 @@ async def test_500_concurrent_calls(make_service: Any) -> None:
     assert count == 500 and callers == 500
     assert svc.app.agi.active_sessions == 0
     assert svc.app.inbound.db_failures == 0  # no lookup failed open under the load
+
+
+def test_freeze_heap_takes_startup_objects_out_of_the_collectors_sight() -> None:
+    import gc
+
+    from ivr.app import freeze_heap
+    from ivr.core.caller import normalise
+
+    try:
+        freeze_heap("JP")
+        assert gc.get_freeze_count() > 10_000  # modules, configuration, number metadata
+        assert normalise("0312345678", "JP") == "+81312345678"  # the metadata is loaded
+    finally:
+        gc.unfreeze()

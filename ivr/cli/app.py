@@ -67,7 +67,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_serve(cfg, stop)
+        await run_serve(cfg, stop, freeze=True)
 
     try:
         uvloop.run(main())  # libuv's loop: 40 % more calls per second than asyncio's (bench/)
