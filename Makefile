@@ -31,7 +31,7 @@ test: venv test-servers
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
-# The benchmark (bench/run.py): about 10 minutes; BENCH_ARGS="--help" lists its options.
+# The benchmark (bench/run.py): about 13 minutes; BENCH_ARGS="--help" lists its options.
 bench: venv test-servers
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
