@@ -151,6 +151,14 @@ class _Process(asyncio.SubprocessProtocol):
         self.call.connection_lost(exc)
 
 
+async def _ended(call: _Call, stats: Stats, timeout: float = 30.0) -> None:
+    """Wait for a placed call to end; one that does not within `timeout` is an error."""
+    try:
+        await asyncio.wait_for(call.done, timeout)
+    except TimeoutError:
+        stats.errors["call timed out"] += 1
+
+
 Place = Callable[[CallSpec, Stats], Awaitable["_Call | None"]]
 
 
@@ -208,10 +216,7 @@ class LoadGenerator:
                 if proto is None:
                     await asyncio.sleep(0.01)
                     continue
-                try:
-                    await asyncio.wait_for(proto.done, 30.0)
-                except TimeoutError:
-                    stats.errors["call timed out"] += 1
+                await _ended(proto, stats)
 
         start = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
@@ -230,12 +235,8 @@ class LoadGenerator:
 
         async def one(spec: CallSpec) -> None:
             proto = await self.call(spec, stats)
-            if proto is None:
-                return
-            try:
-                await asyncio.wait_for(proto.done, 30.0)
-            except TimeoutError:
-                stats.errors["call timed out"] += 1
+            if proto is not None:
+                await _ended(proto, stats)
 
         start = time.perf_counter()
         due = start

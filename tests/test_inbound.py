@@ -177,11 +177,15 @@ async def test_an_asterisk_without_mset_gets_set_variable_each(
     svc.fake.apps = svc.fake.apps - {"MSet"}
     with caplog.at_level(logging.WARNING):
         rec = await svc.fake.call(Channel(), CallerScript(digits=["1"]))
+        again = await svc.fake.call(Channel(), CallerScript(digits=["2"]))
     i = next(i for i, c in enumerate(rec.commands) if c.startswith("EXEC MSet"))
     assert rec.replies[i] == ["200 result=-2"]
     assert [c.split()[2] for c in rec.commands[i + 1 :]] == list(names.DECISION_VARS)
     assert rec.variables["IVR_DECISION"] == "route" and rec.variables["IVR_ROUTE"] == "sales"
-    assert "EXEC MSet refused" in caplog.text
+    assert caplog.text.count("Asterisk refused EXEC MSet") == 1
+    # Not asked again: the next call goes straight to one SET VARIABLE each.
+    assert not any(c.startswith("EXEC MSet") for c in again.commands)
+    assert again.variables["IVR_ROUTE"] == "support"
     r = await row(svc, "call0001")
     assert (r["decision"], r["route"]) == ("route", "sales")
 

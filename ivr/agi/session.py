@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from ivr.agi.protocol import (
+    MAX_COMMAND_BYTES,
     AgiEnvironment,
     AgiParser,
     AgiProtocolError,
@@ -278,22 +279,23 @@ class AgiSession:
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", Raw(name), value)
 
-    async def set_variables(self, values: Sequence[tuple[str, str]]) -> None:
-        """Set several variables in order: one `EXEC MSet` round trip when every value is plain
-        text, else (or when MSet is refused) one `SET VARIABLE` each."""
-        if all(_MSET_NAME.match(n) and _MSET_VALUE.match(v) for n, v in values):
-            try:
-                data = ",".join(f"{n}={v}" for n, v in values)
+    async def set_variables(self, values: Sequence[tuple[str, str]], *, mset: bool = True) -> bool:
+        """Set several variables in order: one `EXEC MSet` round trip when `mset` and every value
+        is plain text, else one `SET VARIABLE` each. False when Asterisk refused MSet (its reply
+        was not `200 result=0`); the variables are then set one by one all the same."""
+        refused = False
+        if mset and all(_MSET_NAME.match(n) and _MSET_VALUE.match(v) for n, v in values):
+            data = ",".join(f"{n}={v}" for n, v in values)
+            if len(data) < MAX_COMMAND_BYTES - 20:
                 reply = await self.command(
                     "EXEC", Raw("MSet"), data, timeout=self._conn.deadlines.command
                 )
-            except ValueError:  # longer than a command line may be
-                reply = None
-            if reply is not None and reply.result == "0":
-                return
-            log.warning("EXEC MSet refused (%s): setting variables one by one", reply)
+                if reply.result == "0":
+                    return True
+                refused = True
         for name, value in values:
             await self.set_variable(name, value)
+        return not refused
 
     async def get_variable(self, name: str) -> str | None:
         reply = await self.command("GET VARIABLE", Raw(name))

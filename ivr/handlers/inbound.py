@@ -107,6 +107,7 @@ class InboundHandler:
         self.missing_prompts = 0
         self.db_failures = 0
         self._reader = SqliteScreeningReader.for_url(cfg.database_url())
+        self._mset = True  # until Asterisk refuses EXEC MSet
 
     # facts --------------------------------------------------------------------------------
     async def _lookup(
@@ -215,7 +216,12 @@ class InboundHandler:
             names.VAR_DECISION: res.decision or "",
         }
         # IVR_DECISION last: set means complete.
-        await session.set_variables([(var, values[var]) for var in names.DECISION_VARS])
+        await self._set_variables(session, [(var, values[var]) for var in names.DECISION_VARS])
+
+    async def _set_variables(self, session: AgiSession, values: list[tuple[str, str]]) -> None:
+        if not await session.set_variables(values, mset=self._mset):
+            self._mset = False  # this Asterisk has no MSet: one SET VARIABLE each from now on
+            log.warning("Asterisk refused EXEC MSet: variables are set one by one from now on")
 
     async def _screened_out(self, session: AgiSession, scr: Screen, res: _Result) -> None:
         await session.answer()
@@ -359,8 +365,8 @@ class InboundHandler:
         )
         res.decision, res.reason, res.route = names.DECISION_FAILOPEN, "deadline", None
         await session.settle()  # the reply to the command that was cut short
-        await session.set_variables(
-            [(names.VAR_REASON, res.reason), (names.VAR_DECISION, res.decision)]
+        await self._set_variables(
+            session, [(names.VAR_REASON, res.reason), (names.VAR_DECISION, res.decision)]
         )
 
     def _alert_screen(

@@ -322,10 +322,11 @@ class FakeAsterisk:
             if app == "MixMonitor":
                 rec.mixmonitor.append(args[1] if len(args) > 1 else "")
             if app in ("Set", "MSet") and app in self.apps:
-                pairs = app_args(args[1] if len(args) > 1 else "")
-                for pair in pairs if app == "MSet" else pairs[:1]:
+                data = args[1] if len(args) > 1 else ""
+                # Set takes its data whole; MSet splits it and drops quotes and escapes.
+                for pair in app_args(data) if app == "MSet" else [data]:
                     name, eq, value = pair.partition("=")
-                    if eq:  # MSet ignores an entry with no '='
+                    if eq:  # an entry with no '=' is ignored
                         st.vars[name] = value
             if app == "ChannelRedirect":
                 # ChannelRedirect(channel,context,exten,priority) sets CHANNELREDIRECT_STATUS.
