@@ -72,7 +72,7 @@ KNOWN_APPS = frozenset(
         "ChannelRedirect",
     }
 )
-_VERB_WORDS = [(v.split(), len(v.split())) for v in KNOWN_VERBS]
+_VERB_WORDS = [(v, v.split()) for v in KNOWN_VERBS]
 HANGUP_511 = "511 Command Not Permitted on a dead channel or intercept routine"
 ENDPOS_FULL = 83203  # what the captured notice played to
 ENDPOS_CUT = 28000  # where the captured caller hung up
@@ -379,9 +379,9 @@ def split_command(text: str) -> tuple[str | None, tuple[str, ...]]:
     """Match the longest known verb (case-insensitive, as Asterisk does) and parse the rest."""
     words = parse_args(text)
     upper = [w.upper() for w in words]
-    for verb, n in _VERB_WORDS:
-        if upper[:n] == verb:
-            return " ".join(verb), tuple(words[n:])
+    for verb, parts in _VERB_WORDS:
+        if upper[: len(parts)] == parts:
+            return verb, tuple(words[len(parts) :])
     return None, tuple(words)
 
 
