@@ -95,10 +95,11 @@ def _raise_nofile() -> None:
 
 
 class Service:
-    """`ivr serve` in its own process, with its memory sampled while it runs."""
+    """`ivr serve` (or `argv` given the port) in its own process, with its memory sampled."""
 
-    def __init__(self, workdir: Path, url: str) -> None:
+    def __init__(self, workdir: Path, url: str, argv: list[str] | None = None) -> None:
         self.port = _free_port()
+        self._argv = [*argv, str(self.port)] if argv else [IVR, "serve"]
         self.log = workdir / "serve.log"
         spool = workdir / "spool"
         spool.mkdir(exist_ok=True)
@@ -120,7 +121,7 @@ class Service:
         env = {**os.environ, "IVR_CONFIG": str(self.config)}
         with self.log.open("wb") as log:
             self._proc = subprocess.Popen(  # noqa: S603 - our own executable, no shell
-                [IVR, "serve"], env=env, stderr=log, stdout=log, preexec_fn=_raise_nofile
+                self._argv, env=env, stderr=log, stdout=log, preexec_fn=_raise_nofile
             )
         self.ps = psutil.Process(self._proc.pid)
         deadline = time.monotonic() + 60
@@ -251,6 +252,27 @@ async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
     return Row.of(label, None, stats, wall, cpu, own, peak, stats.error_count())
 
 
+async def _floor(workdir: Path, args: argparse.Namespace) -> Row:
+    """The same load against `bench.floor`: seven commands, no decisions (what the kernel and
+    uvloop cost per call before our code runs)."""
+    svc = Service(workdir, "", argv=[sys.executable, "-m", "bench.floor"])
+    svc.start()
+    try:
+        gen = LoadGenerator("127.0.0.1", svc.port)
+        numbers = itertools.count()
+
+        def mix() -> CallSpec:
+            return CallSpec(f"0905{next(numbers) % 10_000_000:07d}", "route", "menu")
+
+        await gen.closed_loop(mix, args.concurrency, args.warmup, Stats())
+        row = await _phase(
+            svc, gen, "protocol floor (bench/floor.py)", 0, args.concurrency, args, mix
+        )
+    finally:
+        svc.stop()
+    return row
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -302,6 +324,13 @@ async def main(args: argparse.Namespace) -> None:
             print(_format(baseline), file=sys.stderr, flush=True)
         if "sqlite" in args.backends:
             rows += await _serve_runs("ivr serve, SQLite", sqlite_url, work / "sqlite", args)
+        if args.floor_seconds:
+            (work / "floor").mkdir()
+            floor = await _floor(
+                work / "floor", argparse.Namespace(**{**vars(args), "seconds": args.floor_seconds})
+            )
+            rows.append(floor)
+            print(_format(floor), file=sys.stderr, flush=True)
         if "postgresql" in args.backends:
             from tests.pg import PgServer
 
@@ -361,6 +390,7 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--entries", type=int, default=1_000_000)
     p.add_argument("--past-calls", type=int, default=1_000_000)
     p.add_argument("--baseline-seconds", type=float, default=10.0, help="0: no pyst2 baseline")
+    p.add_argument("--floor-seconds", type=float, default=10.0, help="0: no protocol floor row")
     p.add_argument("--baseline-concurrency", type=int, default=4)
     return p.parse_args(argv)
 
