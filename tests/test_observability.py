@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
+import sys
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import names
+from ivr.logs import formatter
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
 from tests.test_cli import _env, _free_port, _run, serving
 
@@ -80,3 +85,27 @@ async def test_serve_logs_json_lines_with_the_call_id(tmp_path: Path) -> None:
     assert any(x["message"].startswith(f"call {call_id} ") for x in about_call), lines
     assert all(x["call_id"] in (None, call_id) for x in lines)
     assert all(line.isascii() for line in rest.splitlines())
+
+
+def test_json_line_formatter_fields_time_and_tracebacks() -> None:
+    fmt = formatter("json")
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        exc = sys.exc_info()
+    record = logging.LogRecord(
+        "ivr.inbound", logging.ERROR, __file__, 1, "caller said %s", ("\u3042\n\x1b[2J",), exc
+    )
+    record.created = 1_795_352_271.0456
+    record.call_id = "c1"
+    line = fmt.format(record)
+    assert line.isascii() and "\n" not in line
+    out = json.loads(line)
+    assert out["level"] == "ERROR" and out["logger"] == "ivr.inbound" and out["call_id"] == "c1"
+    assert out["message"] == "caller said \u3042\n\x1b[2J"
+    assert "ZeroDivisionError" in out["exc_info"]
+    stamp = datetime.strptime(out["time"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert stamp.timestamp() == pytest.approx(1_795_352_271.045, abs=1e-6)
+    # The second is formatted once and reused; the milliseconds are the record's own.
+    record.created = 1_795_352_271.9
+    assert json.loads(fmt.format(record))["time"].startswith(out["time"][:20] + "900")
