@@ -12,6 +12,8 @@ from sqlalchemy import insert
 from ivr import names
 from ivr.db.calls import get_call
 from ivr.db.models import blocklist_entries
+from ivr.handlers.inbound import new_call_id
+from ivr.recordings.handoff import _CALL_FILE
 from ivr.sim.fake_asterisk import CallerScript, Channel, hang_up_during
 from tests.conftest import JST, OPEN_TIME, Service
 
@@ -435,3 +437,9 @@ async def test_database_unavailable_fails_open(
     assert "database unavailable, blocklist and caps fail open" in caplog.text
     # The call's writes are kept for when the database returns, not dropped.
     assert svc.app.journal.backlog == 2 and svc.app.journal.dropped == 0
+
+
+def test_call_ids_are_unique_and_name_a_recording_the_handoff_accepts() -> None:
+    ids = [new_call_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(_CALL_FILE.match(f"{i}.wav") for i in ids)

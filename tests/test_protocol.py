@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from ivr.agi.protocol import (
@@ -146,6 +149,15 @@ def test_quote_refuses_line_breaks(value: str) -> None:
 def test_raw_tokens_are_checked() -> None:
     with pytest.raises(ValueError):
         format_command("GET VARIABLE", Raw("X Y"))
+    with pytest.raises(ValueError):  # refused again, not served from the cache
+        format_command("GET VARIABLE", Raw("X Y"))
+
+
+def test_formatted_commands_are_cached_by_argument_type() -> None:
+    """The same text as a `Raw` token and as a quoted argument are different commands."""
+    assert format_command("SET VARIABLE", Raw("X"), "X") == b'SET VARIABLE X "X"\n'
+    assert format_command("SET VARIABLE", "X", Raw("X")) == b'SET VARIABLE "X" X\n'
+    assert format_command("SET VARIABLE", Raw("X"), "X") == b'SET VARIABLE X "X"\n'
 
 
 def test_parse_args_matches_captured_commands() -> None:
@@ -172,3 +184,67 @@ def test_parse_args_matches_captured_commands() -> None:
 )
 def test_fake_splits_application_data_as_asterisk_does(data: str, args: list[str]) -> None:
     assert app_args(data) == args
+
+
+def _env_line_by_line(data: bytes) -> tuple[dict[str, str], int, tuple[str, ...], bytes] | None:
+    """The environment as Asterisk's lines define it, one line at a time: what the parser's
+    one-pass reading must equal. None while no blank line has come."""
+    values: dict[str, str] = {}
+    junk, dups = 0, []
+    rest = data
+    while b"\n" in rest:
+        raw, rest = rest.split(b"\n", 1)
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if line == "":
+            return values, junk, tuple(dups), rest
+        key, sep, value = line.partition(":")
+        if not sep or not re.fullmatch(r"agi_[a-z0-9_]+", key):
+            junk += 1
+        elif key in values:
+            dups.append(key)
+        else:
+            values[key] = value[1:] if value.startswith(" ") else value
+    return None
+
+
+_PIECES = [
+    b"agi_callerid: 0312345678\n",
+    b"agi_calleridname: a\rb\r\r\n",
+    b"agi_callingpres: 0\r\n",
+    b"agi_callerid: forged\n",
+    b"agi_x:no-space\n",
+    b"agi_x:\r\n",
+    b"AGI_UPPER: 1\n",
+    b"200 result=1 (forged)\n",
+    b"agi_name: \xe3\x81\x82\xe3\x81\n",
+    b"\xff\xfe junk\n",
+    b"\r\n",
+    b"\r\r\n",
+    b"\n",
+    b"HANGUP\n",
+    b"agi_arg_1: x: y\n",
+]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_environment_equals_a_line_by_line_reading(seed: int) -> None:
+    rng = random.Random(seed)
+    data = b"".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
+    expected = _env_line_by_line(data)
+    p = AgiParser()
+    events = []
+    cut = sorted(rng.sample(range(len(data) + 1), min(3, len(data) + 1)))
+    for a, b in zip([0, *cut], [*cut, len(data)], strict=True):
+        events += p.feed(data[a:b])
+    envs = [e for e in events if isinstance(e, EnvironmentReceived)]
+    if expected is None:
+        assert envs == [] and not p.environment_done
+        return
+    values, junk, dups, rest = expected
+    [env] = envs
+    assert dict(env.env.values) == values and list(env.env.values) == list(values)
+    assert (env.env.junk_lines, env.env.duplicate_keys) == (junk, dups)
+    # What followed the blank line is read as lines after it: none is asked for, so each one
+    # is junk or a hang-up notice.
+    after = [e for e in events if not isinstance(e, EnvironmentReceived)]
+    assert len(after) == rest.count(b"\n")

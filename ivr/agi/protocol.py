@@ -10,13 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 DEFAULT_MAX_ENV_BYTES = 32 * 1024
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 MAX_COMMAND_BYTES = 2000  # Asterisk reads commands into a 2 KiB buffer (AGI_BUF_LEN)
 MAX_USAGE_LINES = 200  # Asterisk's longest usage text is a few dozen lines
 
-_ENV_LINE = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$")
+# The environment's lines, read in one pass over the block: `agi_key: value`.
+_ENV_LINES = re.compile(r"^(agi_[a-z0-9_]+): ?(.*)$", re.MULTILINE)
+# The blank line that ends the environment, when CRs are about (Asterisk itself sends none).
+_ENV_END_CR = re.compile(rb"(?:^|(\n))\r*\n")
 _REPLY_200 = re.compile(
     r"^200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$"
 )
@@ -111,6 +115,16 @@ Event = EnvironmentReceived | ReplyReceived | HangupReceived | JunkLine
 
 def parse_reply_line(line: str) -> Reply:
     """Parse one complete single-line reply."""
+    reply = _reply(line)
+    if reply is None:
+        raise AgiProtocolError(f"unparseable reply line: {line[:80]!r}")
+    return reply
+
+
+@lru_cache(maxsize=1024)
+def _reply(line: str) -> Reply | None:
+    """The reply a line holds, or None. Cached: a service sees the same few lines over and over
+    (prompts have fixed lengths), and a `Reply` is immutable."""
     m = _REPLY_200.match(line)
     if m:
         endpos = m.group("endpos")
@@ -124,7 +138,7 @@ def parse_reply_line(line: str) -> Reply:
     m2 = _CODE.match(line)
     if m2:
         return Reply(code=int(m2.group(1)), data=m2.group(3), lines=(line,))
-    raise AgiProtocolError(f"unparseable reply line: {line[:80]!r}")
+    return None
 
 
 @dataclass
@@ -134,10 +148,6 @@ class AgiParser:
     max_env_bytes: int = DEFAULT_MAX_ENV_BYTES
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     _buf: bytearray = field(default_factory=bytearray)
-    _env_bytes: int = 0
-    _env: dict[str, str] = field(default_factory=dict)
-    _env_junk: int = 0
-    _env_dups: list[str] = field(default_factory=list)
     _in_env: bool = True
     _awaiting: bool = False
     _usage: list[str] | None = None
@@ -161,22 +171,28 @@ class AgiParser:
 
     def feed(self, data: bytes) -> list[Event]:
         """Take bytes from the socket, return what they complete."""
+        if not self._in_env and not self._buf and data and data.find(b"\n") == len(data) - 1:
+            # The usual case: exactly one whole line, the reply to the command just sent.
+            if len(data) > self.max_line_bytes:
+                raise AgiProtocolError("line too long")
+            event = self._line(data.decode("utf-8", errors="replace").rstrip("\r\n"))
+            return [] if event is None else [event]
         self._buf += data
         events: list[Event] = []
+        if self._in_env:
+            env = self._environment()
+            if env is None:
+                return events
+            events.append(env)
         while True:
             nl = self._buf.find(b"\n")
             if nl < 0:
-                limit = self.max_env_bytes if self._in_env else self.max_line_bytes
-                if len(self._buf) > limit:
+                if len(self._buf) > self.max_line_bytes:
                     raise AgiProtocolError("line too long")
                 break
             raw = bytes(self._buf[: nl + 1])
             del self._buf[: nl + 1]
-            if self._in_env:
-                self._env_bytes += len(raw)
-                if self._env_bytes > self.max_env_bytes:
-                    raise AgiProtocolError("environment block over the size limit")
-            elif len(raw) > self.max_line_bytes:
+            if len(raw) > self.max_line_bytes:
                 raise AgiProtocolError("line too long")
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             event = self._line(line)
@@ -185,8 +201,6 @@ class AgiParser:
         return events
 
     def _line(self, line: str) -> Event | None:
-        if self._in_env:
-            return self._env_line(line)
         if line == "HANGUP":
             return HangupReceived()
         if not self._awaiting:
@@ -204,32 +218,52 @@ class AgiParser:
         if line.startswith("520-"):
             self._usage = [line]
             return None
-        if not _CODE.match(line):
+        reply = _reply(line)
+        if reply is None:
             return JunkLine(line)
-        reply = parse_reply_line(line)
         if self._accept is not None and not self._accept(reply):
             return JunkLine(line)
         self._awaiting = False
         self._accept = None
         return ReplyReceived(reply)
 
-    def _env_line(self, line: str) -> Event | None:
-        if line == "":
-            self._in_env = False
-            return EnvironmentReceived(
-                AgiEnvironment(dict(self._env), self._env_junk, tuple(self._env_dups))
-            )
-        m = _ENV_LINE.match(line)
-        if not m:
-            self._env_junk += 1
-            return None
-        key, value = m.group(1), m.group(2)
-        if key in self._env:
-            # Keep the first: a forged duplicate can only come from a value sent before it.
-            self._env_dups.append(key)
+    def _environment(self) -> EnvironmentReceived | None:
+        """The whole environment once its blank line is in the buffer, read in one pass."""
+        buf = self._buf
+        if b"\r" in buf:
+            m = _ENV_END_CR.search(buf)
+            found = (m.start() + (1 if m.group(1) else 0), m.end()) if m else None
+        elif buf[:1] == b"\n":
+            found = (0, 1)
         else:
-            self._env[key] = value
-        return None
+            nl = buf.find(b"\n\n")
+            found = (nl + 1, nl + 2) if nl >= 0 else None
+        if found is None:
+            if len(buf) > self.max_env_bytes:
+                raise AgiProtocolError("environment block over the size limit")
+            return None
+        lines_end, block_end = found  # the block's lines (LF and all), and the blank line's end
+        if block_end > self.max_env_bytes:
+            raise AgiProtocolError("environment block over the size limit")
+        block = buf[:lines_end]
+        del buf[:block_end]
+        self._in_env = False
+        text = block.decode("utf-8", errors="replace")
+        pairs: list[tuple[str, str]] = _ENV_LINES.findall(text)
+        if "\r" in text:  # a line's trailing CRs are not part of its value
+            pairs = [(key, value.rstrip("\r")) for key, value in pairs]
+        env = dict(pairs)
+        dups: list[str] = []
+        if len(env) < len(pairs):
+            env = {}
+            for key, value in pairs:
+                if key in env:
+                    # Keep the first: a forged duplicate can only come from a value sent before.
+                    dups.append(key)
+                else:
+                    env[key] = value
+        junk = text.count("\n") - len(pairs)
+        return EnvironmentReceived(AgiEnvironment(env, junk, tuple(dups)))
 
 
 def quote(arg: str) -> str:
@@ -237,7 +271,7 @@ def quote(arg: str) -> str:
 
     CR, LF and NUL can never travel inside a command line, so they are refused.
     """
-    if any(c in arg for c in "\r\n\0"):
+    if "\n" in arg or "\r" in arg or "\0" in arg:
         raise ValueError("AGI argument contains CR, LF or NUL")
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -251,8 +285,11 @@ class Raw(str):
 _RAW_TOKEN = re.compile(r"^[A-Za-z0-9_#*.()\-]+$")
 
 
+@lru_cache(maxsize=512, typed=True)  # typed: a `Raw` token and the same quoted text differ
 def format_command(verb: str, *args: str) -> bytes:
-    """Build one command line: `Raw` tokens go as they are, every other argument is quoted."""
+    """Build one command line: `Raw` tokens go as they are, every other argument is quoted.
+
+    Cached: most commands (the prompts, the menu) are the same on every call."""
     parts = [verb]
     for a in args:
         if isinstance(a, Raw):

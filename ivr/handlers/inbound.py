@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
+import secrets
 import sqlite3
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,8 +50,14 @@ _ALERT_FOR = {
 DB_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError, ConnectionError)
 
 
+_ID_PREFIX = secrets.token_hex(10)  # 80 random bits, new for each process
+_ID_SEQ = itertools.count()
+
+
 def new_call_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, unique: this process's random prefix, then a counter. Unlike uuid4 it
+    needs no system call per call."""
+    return f"{_ID_PREFIX}{next(_ID_SEQ):012x}"
 
 
 def _safe_token(value: str) -> str:
