@@ -252,9 +252,9 @@ async def _baseline(url: str, workdir: Path, args: argparse.Namespace) -> Row:
     return Row.of(label, None, stats, wall, cpu, own, peak, stats.error_count())
 
 
-async def _floor(workdir: Path, args: argparse.Namespace) -> Row:
-    """The same load against `bench.floor`: seven commands, no decisions (what the kernel and
-    uvloop cost per call before our code runs)."""
+async def _floor(workdir: Path, args: argparse.Namespace) -> list[Row]:
+    """The same loads (1 and `--concurrency` in flight) against `bench.floor`: seven commands,
+    no decisions. What the kernel, uvloop and the generator cost before our code runs."""
     svc = Service(workdir, "", argv=[sys.executable, "-m", "bench.floor"])
     svc.start()
     try:
@@ -265,12 +265,15 @@ async def _floor(workdir: Path, args: argparse.Namespace) -> Row:
             return CallSpec(f"0905{next(numbers) % 10_000_000:07d}", "route", "menu")
 
         await gen.closed_loop(mix, args.concurrency, args.warmup, Stats())
-        row = await _phase(
-            svc, gen, "protocol floor (bench/floor.py)", 0, args.concurrency, args, mix
-        )
+        rows = []
+        for load in (1, args.concurrency):
+            rows.append(
+                await _phase(svc, gen, "protocol floor (bench/floor.py)", 0, load, args, mix)
+            )
+            print(_format(rows[-1]), file=sys.stderr, flush=True)
     finally:
         svc.stop()
-    return row
+    return rows
 
 
 def _children_cpu() -> float:
@@ -326,11 +329,9 @@ async def main(args: argparse.Namespace) -> None:
             rows += await _serve_runs("ivr serve, SQLite", sqlite_url, work / "sqlite", args)
         if args.floor_seconds:
             (work / "floor").mkdir()
-            floor = await _floor(
+            rows += await _floor(
                 work / "floor", argparse.Namespace(**{**vars(args), "seconds": args.floor_seconds})
             )
-            rows.append(floor)
-            print(_format(floor), file=sys.stderr, flush=True)
         if "postgresql" in args.backends:
             from tests.pg import PgServer
 

@@ -109,9 +109,11 @@ def test_only_for_sqlite_files(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-async def test_journal_batch_keeps_each_calls_order(sqlite_url: str) -> None:
-    """Starts, outcomes, talk reports and hang-ups interleaved in one batch land as in order."""
-    engine = create_engine(sqlite_url)
+async def test_journal_batch_keeps_each_calls_order(db_url: str) -> None:
+    """Starts, outcomes, talk reports and hang-ups interleaved in one batch land as in order:
+    on SQLite in the journal's thread, on PostgreSQL through `run_sync`. An outcome whose start
+    is in the same run goes into its insert (j1), the others update their rows (j2, j3)."""
+    engine = create_engine(db_url)
     journal = CallJournal(engine)
 
     def start(n: int) -> CallStart:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ivr.core.blocklist import BlockEntry, EntryStatus
@@ -79,10 +80,8 @@ class Closed:
     end_reason: str
 
 
-async def insert_calls(conn: AsyncConnection, starts: Sequence[CallStart]) -> None:
-    """Insert the calls' rows in one executemany."""
-    if starts:
-        await conn.execute(insert(calls), [dict(vars(s)) for s in starts])
+# The journal's writes are synchronous: they run in the journal's own thread (SQLite) or
+# through `AsyncConnection.run_sync` (PostgreSQL), one hop for a whole batch.
 
 
 _UPDATE_OUTCOME = (
@@ -90,14 +89,30 @@ _UPDATE_OUTCOME = (
     .where(calls.c.call_id == bindparam("b_call_id"))
     .values({f.name: bindparam(f.name) for f in fields(CallOutcome)})
 )
+_NO_OUTCOME: dict[str, Any] = {f.name: None for f in fields(CallOutcome)}
 
 
-async def update_calls(conn: AsyncConnection, outcomes: Sequence[tuple[str, CallOutcome]]) -> None:
-    """Write each (call id, outcome) in one executemany; a missing row is left alone."""
-    if outcomes:
-        await conn.execute(
-            _UPDATE_OUTCOME, [{"b_call_id": call_id, **vars(o)} for call_id, o in outcomes]
-        )
+def store_calls(
+    conn: Connection, starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
+) -> None:
+    """Insert the calls' rows and write the outcomes, one executemany each.
+
+    An outcome whose call starts in the same batch goes into that row's insert: one row write
+    instead of two. The others update their rows; a missing row is left alone.
+    """
+    rows = [{**vars(s), **_NO_OUTCOME} for s in starts]
+    by_id = {row["call_id"]: row for row in rows}
+    late: list[dict[str, Any]] = []
+    for call_id, outcome in outcomes:
+        row = by_id.get(call_id)
+        if row is None:
+            late.append({"b_call_id": call_id, **vars(outcome)})
+        else:
+            row.update(vars(outcome))
+    if rows:
+        conn.execute(insert(calls), rows)
+    if late:
+        conn.execute(_UPDATE_OUTCOME, late)
 
 
 def _candidates(patterns: Any) -> Select[Any]:
@@ -139,20 +154,18 @@ def _by(call_id: str | None, uniqueid: str | None) -> Any:
     raise ValueError("a talk report needs a call id or a uniqueid")
 
 
-async def account(conn: AsyncConnection, r: TalkReport) -> str | None:
+def account(conn: Connection, r: TalkReport) -> str | None:
     """Record a routed call's talk time once; the call id when this report counted.
 
     The conditional UPDATE (`talk_s IS NULL`) makes a repeated or concurrent report a no-op on
     every backend, so the hang-up handler and the AMI events may all report the same call.
     """
     c = calls.c
-    row = (
-        await conn.execute(
-            select(c.call_id, c.started_at, c.ended_at, c.end_reason, c.limit_s)
-            .where(_by(r.call_id, r.uniqueid), c.decision == ROUTED, c.talk_s.is_(None))
-            .order_by(c.started_at.desc())
-            .limit(1)
-        )
+    row = conn.execute(
+        select(c.call_id, c.started_at, c.ended_at, c.end_reason, c.limit_s)
+        .where(_by(r.call_id, r.uniqueid), c.decision == ROUTED, c.talk_s.is_(None))
+        .order_by(c.started_at.desc())
+        .limit(1)
     ).first()
     if row is None:
         return None
@@ -160,7 +173,7 @@ async def account(conn: AsyncConnection, r: TalkReport) -> str | None:
     reason = row.end_reason or r.end_reason
     if reason is None:
         reason = "cap-reached" if ended_at_cap(r.talk_s, row.limit_s) else "completed"
-    res = await conn.execute(
+    res = conn.execute(
         update(calls)
         .where(c.call_id == row.call_id, c.talk_s.is_(None))
         .values(
@@ -174,10 +187,10 @@ async def account(conn: AsyncConnection, r: TalkReport) -> str | None:
     return str(row.call_id) if res.rowcount == 1 else None
 
 
-async def close(conn: AsyncConnection, e: Closed) -> int:
+def close(conn: Connection, e: Closed) -> int:
     """Mark a routed call ended (first report wins); talk time is left to `account`."""
     c = calls.c
-    res = await conn.execute(
+    res = conn.execute(
         update(calls)
         .where(c.uniqueid == e.uniqueid, c.decision == ROUTED, c.ended_at.is_(None))
         .values(ended_at=e.at, end_reason=func.coalesce(c.end_reason, e.end_reason))

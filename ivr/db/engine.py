@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -31,6 +32,17 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if u.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def sqlite_writer_engine(url: str) -> Engine | None:
+    """A synchronous engine (the standard sqlite3 driver) on the same SQLite file, for a writer
+    that runs in its own thread; None for other databases and in-memory SQLite."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    engine = create_sync_engine(u.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
