@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from ivr.core.blocklist import candidate_patterns
 from ivr.db import calls as calls_repo
 from ivr.db.calls import CallOutcome, CallStart, Closed, TalkReport
-from ivr.db.engine import create_engine
+from ivr.db.engine import create_engine, sqlite_writer_engine
 from ivr.db.journal import CallJournal
 from ivr.db.models import blocklist_entries, calls
 from ivr.db.sqlite_reader import SqliteScreeningReader
@@ -147,3 +147,38 @@ async def test_journal_batch_keeps_each_calls_order(db_url: str) -> None:
     assert j2 and j2["talk_s"] == 30.0 and j2["end_reason"] == "caller-hangup"
     assert j3 and j3["decision"] == "hangup" and j3["blocklist_entry_id"] == 7
     assert journal.written == 10 and journal.dropped == 0
+
+
+async def test_positional_rows_store_what_sqlalchemy_stores(sqlite_url: str) -> None:
+    """The SQLite journal's driver tuples give the same stored text as SQLAlchemy's own insert
+    and update (datetimes, booleans, defaults), so every query reads them alike."""
+    engine = create_engine(sqlite_url)
+    writer = sqlite_writer_engine(sqlite_url)
+    assert writer is not None
+    positional = calls_repo.PositionalCalls(writer.dialect)
+
+    def start(call_id: str) -> CallStart:
+        return CallStart(call_id, "1.1", "1.1", "03", "名", "+81311110000", "number", "",
+                         NOW, "PJSIP/t-1")  # fmt: skip
+
+    done = CallOutcome("hangup", "blocked", None, 7, None, NOW + timedelta(seconds=3.25),
+                       "ivr-ended", 3.25)  # fmt: skip
+    routed = CallOutcome("route", "menu", "sales", None, "/r.wav", None, None, limit_s=600)
+    try:
+        with writer.begin() as conn:
+            calls_repo.store_calls(conn, [start("s1"), start("s2")], [("s1", done)])
+            calls_repo.store_calls(conn, [], [("s2", routed)])
+            for sql, rows in positional.statements([start("p1"), start("p2")], [("p1", done)]):
+                conn.exec_driver_sql(sql, rows)
+            for sql, rows in positional.statements([], [("p2", routed)]):
+                conn.exec_driver_sql(sql, rows)
+        db = sqlite3.connect(sqlite_url.split("///", 1)[1])
+        db.row_factory = sqlite3.Row
+        stored = {r["call_id"]: dict(r) for r in db.execute("SELECT * FROM calls")}
+        db.close()
+        for ours, theirs in (("p1", "s1"), ("p2", "s2")):
+            assert {**stored[ours], "call_id": theirs} == stored[theirs]
+        assert stored["p1"]["started_at"] == "2026-11-20 03:00:00.000000"
+    finally:
+        writer.dispose()
+        await engine.dispose()

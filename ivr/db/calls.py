@@ -22,8 +22,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import ColumnDefault
 
 from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage, ended_at_cap
@@ -92,14 +93,11 @@ _UPDATE_OUTCOME = (
 _NO_OUTCOME: dict[str, Any] = {f.name: None for f in fields(CallOutcome)}
 
 
-def store_calls(
-    conn: Connection, starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
-) -> None:
-    """Insert the calls' rows and write the outcomes, one executemany each.
-
-    An outcome whose call starts in the same batch goes into that row's insert: one row write
-    instead of two. The others update their rows; a missing row is left alone.
-    """
+def merged_rows(
+    starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows to insert and outcomes to update (`b_call_id`: the call). An outcome whose call
+    starts in the same batch goes into that row: one row write instead of two."""
     rows = [{**vars(s), **_NO_OUTCOME} for s in starts]
     by_id = {row["call_id"]: row for row in rows}
     late: list[dict[str, Any]] = []
@@ -109,10 +107,64 @@ def store_calls(
             late.append({"b_call_id": call_id, **vars(outcome)})
         else:
             row.update(vars(outcome))
+    return rows, late
+
+
+def store_calls(
+    conn: Connection, starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
+) -> None:
+    """Insert the calls' rows and write the outcomes, one executemany each; an outcome whose
+    row is missing is left alone."""
+    rows, late = merged_rows(starts, outcomes)
     if rows:
         conn.execute(insert(calls), rows)
     if late:
         conn.execute(_UPDATE_OUTCOME, late)
+
+
+Statement = tuple[str, list[tuple[Any, ...]]]  # driver SQL and its parameter rows
+
+
+def _positional(row: dict[str, Any], order: list[tuple[str, Any, Any]]) -> tuple[Any, ...]:
+    return tuple(p(row.get(k, d)) if p else row.get(k, d) for k, p, d in order)
+
+
+class PositionalCalls:
+    """`store_calls` as driver statements, for the SQLite journal thread.
+
+    SQLAlchemy compiles both statements once, and the rows are built as plain tuples (through
+    the columns' own bind processors) on the event loop. The journal thread then runs only the
+    driver's executemany, which holds the GIL for the binding alone: Python work in that thread
+    would stall the loop on every GIL hand-over.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        keys = [*(f.name for f in fields(CallStart)), *_NO_OUTCOME]
+        self._insert = self._prepare(insert(calls).values({k: bindparam(k) for k in keys}), dialect)
+        self._update = self._prepare(_UPDATE_OUTCOME, dialect)
+
+    @staticmethod
+    def _prepare(stmt: Any, dialect: Dialect) -> tuple[str, list[tuple[str, Any, Any]]]:
+        """The statement's SQL, and for each parameter: its key, the column's bind processor,
+        and the column's own default (SQLAlchemy adds those, such as `legal_hold`)."""
+        compiled = stmt.compile(dialect=dialect)
+        assert compiled.positiontup is not None  # SQLite's paramstyle is positional
+        order = []
+        for key in compiled.positiontup:
+            column = calls.c.call_id if key == "b_call_id" else calls.c[key]
+            default = column.default.arg if isinstance(column.default, ColumnDefault) else None
+            order.append((key, column.type.dialect_impl(dialect).bind_processor(dialect), default))
+        return compiled.string, order
+
+    def statements(
+        self, starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
+    ) -> list[Statement]:
+        rows, late = merged_rows(starts, outcomes)
+        out: list[Statement] = []
+        for (sql, order), params in ((self._insert, rows), (self._update, late)):
+            if params:
+                out.append((sql, [_positional(r, order) for r in params]))
+        return out
 
 
 def _candidates(patterns: Any) -> Select[Any]:

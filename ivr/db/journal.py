@@ -25,6 +25,8 @@ from ivr.db.calls import (
     CallOutcome,
     CallStart,
     Closed,
+    PositionalCalls,
+    Statement,
     TalkReport,
     account,
     close,
@@ -64,6 +66,7 @@ class CallJournal:
         self._thread = (
             ThreadPoolExecutor(1, thread_name_prefix="ivr-journal") if self._writer else None
         )
+        self._positional = PositionalCalls(self._writer.dialect) if self._writer else None
         self._pending: deque[_Op] = deque()
         self._max_pending = max_pending
         self._batch_size = batch_size
@@ -169,17 +172,28 @@ class CallJournal:
 
     async def _apply(self, batch: list[_Op]) -> None:
         """One transaction, one hop off the event loop (see the module's docstring)."""
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
+        if self._thread is not None and self._positional is not None:
+            # Rows become driver tuples here, so the thread runs little Python (see
+            # `PositionalCalls`).
+            p = self._positional
+            steps: list[_Step] = [
+                p.statements(*seg) if isinstance(seg, tuple) else seg for seg in _runs(batch)
+            ]
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, steps)
         else:
             async with self._engine.begin() as conn:
-                await conn.run_sync(_apply_ops, batch)
+                await conn.run_sync(_apply_runs, _runs(batch))
 
-    def _write(self, batch: list[_Op]) -> None:
+    def _write(self, steps: list[_Step]) -> None:
         """In the journal's thread: the batch in one transaction on the writer connection."""
         assert self._writer is not None
         with self._writer.begin() as conn:
-            _apply_ops(conn, batch)
+            for step in steps:
+                if isinstance(step, list):
+                    for sql, rows in step:
+                        conn.exec_driver_sql(sql, rows)
+                else:
+                    _apply_one(conn, step)
 
     async def _apply_one_by_one(self, batch: list[_Op]) -> None:
         """A batch with a bad write: store the good ones, log and skip the bad one."""
@@ -193,33 +207,52 @@ class CallJournal:
                 log.error("call journal: write refused by the database, skipped: %r", exc)
 
 
-def _apply_ops(conn: Connection, batch: list[_Op]) -> None:
-    """The batch's writes; call starts and outcomes go in runs (`store_calls`).
+_Run = tuple[list[CallStart], list[tuple[str, CallOutcome]]]
+_Step = list[Statement] | TalkReport | Closed
 
-    A run ends at each talk report or hang-up, which may depend on an outcome before it.
-    Within a run every start is inserted before (or with) any outcome, which keeps each
-    call's own order: its outcome is always queued after its start.
+
+def _runs(batch: list[_Op]) -> list[_Run | TalkReport | Closed]:
+    """The batch as runs of call starts and outcomes, split at each talk report or hang-up.
+
+    A talk report or hang-up may depend on an outcome before it, so a run ends there. Within a
+    run every start is inserted before (or with) any outcome, which keeps each call's own
+    order: its outcome is always queued after its start.
     """
+    out: list[_Run | TalkReport | Closed] = []
     starts: list[CallStart] = []
     outcomes: list[tuple[str, CallOutcome]] = []
     for op in batch:
         if isinstance(op, CallStart):
             starts.append(op)
-            continue
-        if isinstance(op, _Outcome):
+        elif isinstance(op, _Outcome):
             outcomes.append((op.call_id, op.outcome))
-            continue
-        store_calls(conn, starts, outcomes)
-        starts, outcomes = [], []
-        if isinstance(op, TalkReport):
-            counted = account(conn, op)
-            log.info(
-                "talk %.0f s from %s for %s: %s",
-                op.talk_s,
-                op.source,
-                op.call_id or f"uniqueid {op.uniqueid}",
-                f"counted for call {counted}" if counted else "already counted or none",
-            )
         else:
-            close(conn, op)
-    store_calls(conn, starts, outcomes)
+            if starts or outcomes:
+                out.append((starts, outcomes))
+                starts, outcomes = [], []
+            out.append(op)
+    if starts or outcomes:
+        out.append((starts, outcomes))
+    return out
+
+
+def _apply_runs(conn: Connection, runs: list[_Run | TalkReport | Closed]) -> None:
+    for run in runs:
+        if isinstance(run, tuple):
+            store_calls(conn, *run)
+        else:
+            _apply_one(conn, run)
+
+
+def _apply_one(conn: Connection, op: TalkReport | Closed) -> None:
+    if isinstance(op, TalkReport):
+        counted = account(conn, op)
+        log.info(
+            "talk %.0f s from %s for %s: %s",
+            op.talk_s,
+            op.source,
+            op.call_id or f"uniqueid {op.uniqueid}",
+            f"counted for call {counted}" if counted else "already counted or none",
+        )
+    else:
+        close(conn, op)
