@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,11 +178,10 @@ async def _phase(
     held: int,
     load: int | float,
     args: argparse.Namespace,
-    mix: object,
+    mix: Callable[[], CallSpec],
 ) -> Row:
     """One row: `load` calls in flight back to back (an int), or offered at random at `load`
     calls a second (a float)."""
-    assert callable(mix)
     svc.take_peak()
     hold_stats = Stats()
     # Callers seen nowhere else, so no repeat-call limit applies to them.
@@ -207,19 +207,30 @@ async def _phase(
 
 
 async def _serve_runs(label: str, url: str, workdir: Path, args: argparse.Namespace) -> list[Row]:
-    svc = Service(workdir, url)
+    # One call at a time: the service's own latency, with no queueing in front of it. Then
+    # callers arriving at random at fixed rates: the latency a caller meets at that load.
+    # Then the most the service sustains, with callers held in the menu.
+    runs: list[tuple[int, int | float]] = [(0, 1)]
+    runs += [(0, float(rate)) for rate in args.rates]
+    runs += [(held, args.concurrency) for held in args.held]
+    mix = caller_mix(args.entries, args.past_calls)
+    return await _drive(Service(workdir, url), label, mix, runs, args)
+
+
+async def _drive(
+    svc: Service,
+    label: str,
+    mix: Callable[[], CallSpec],
+    runs: list[tuple[int, int | float]],
+    args: argparse.Namespace,
+) -> list[Row]:
+    """Start `svc`, warm it up, then one row per (held, load) in `runs`; its logged errors
+    count in the last row."""
     svc.start()
     rows: list[Row] = []
     try:
         gen = LoadGenerator("127.0.0.1", svc.port)
-        mix = caller_mix(args.entries, args.past_calls)
         await gen.closed_loop(mix, args.concurrency, args.warmup, Stats())
-        # One call at a time: the service's own latency, with no queueing in front of it. Then
-        # callers arriving at random at fixed rates: the latency a caller meets at that load.
-        # Then the most the service sustains, with callers held in the menu.
-        runs: list[tuple[int, int | float]] = [(0, 1)]
-        runs += [(0, float(rate)) for rate in args.rates]
-        runs += [(held, args.concurrency) for held in args.held]
         for held, load in runs:
             rows.append(await _phase(svc, gen, label, held, load, args, mix))
             print(_format(rows[-1]), file=sys.stderr, flush=True)
@@ -256,24 +267,13 @@ async def _floor(workdir: Path, args: argparse.Namespace) -> list[Row]:
     """The same loads (1 and `--concurrency` in flight) against `bench.floor`: seven commands,
     no decisions. What the kernel, uvloop and the generator cost before our code runs."""
     svc = Service(workdir, "", argv=[sys.executable, "-m", "bench.floor"])
-    svc.start()
-    try:
-        gen = LoadGenerator("127.0.0.1", svc.port)
-        numbers = itertools.count()
+    numbers = itertools.count()
 
-        def mix() -> CallSpec:
-            return CallSpec(f"0905{next(numbers) % 10_000_000:07d}", "route", "menu")
+    def mix() -> CallSpec:
+        return CallSpec(f"0905{next(numbers) % 10_000_000:07d}", "route", "menu")
 
-        await gen.closed_loop(mix, args.concurrency, args.warmup, Stats())
-        rows = []
-        for load in (1, args.concurrency):
-            rows.append(
-                await _phase(svc, gen, "protocol floor (bench/floor.py)", 0, load, args, mix)
-            )
-            print(_format(rows[-1]), file=sys.stderr, flush=True)
-    finally:
-        svc.stop()
-    return rows
+    runs: list[tuple[int, int | float]] = [(0, 1), (0, args.concurrency)]
+    return await _drive(svc, "protocol floor (bench/floor.py)", mix, runs, args)
 
 
 def _children_cpu() -> float:

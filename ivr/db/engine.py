@@ -23,8 +23,8 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        # Two connections: the call journal is the only in-process writer (so it never waits on
-        # SQLite's sleeping busy handler) and WAL lets the blocklist reads run beside it.
+        # Small: the call journal writes through its own connection (`sqlite_writer_engine`) and
+        # the screening reads through `SqliteScreeningReader`; this pool serves the rest.
         kwargs.update(pool_size=2, max_overflow=0, pool_timeout=timeout_s)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_timeout=timeout_s, pool_pre_ping=True)
