@@ -230,20 +230,25 @@ EXPECTED = {
 }
 
 
+def tamper_sqlite(db: sqlite3.Connection, case: str) -> None:
+    """The triggers refuse an edit; someone with the file drops them and applies `case`
+    (verify must still find what they did)."""
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE audit_events SET reason = 'x' WHERE seq = 1")
+    db.execute("DROP TRIGGER audit_events_no_update")
+    db.execute("DROP TRIGGER audit_events_no_delete")
+    for statement in TAMPERING[case]:
+        db.execute(statement)
+
+
 @pytest.mark.parametrize("case", list(TAMPERING))
 async def test_verify_catches_tampering_sqlite(sqlite_url: str, case: str) -> None:
     bl = await _history(sqlite_url)
     path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
     with sqlite3.connect(path) as db:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            db.execute("UPDATE audit_events SET reason = 'x' WHERE seq = 1")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("DELETE FROM audit_events WHERE seq = 1")
-        # Someone with the file can drop the triggers; verify still finds what they did.
-        db.execute("DROP TRIGGER audit_events_no_update")
-        db.execute("DROP TRIGGER audit_events_no_delete")
-        for statement in TAMPERING[case]:
-            db.execute(statement)
+        tamper_sqlite(db, case)
     verdict = await trail.verify(bl._engine)
     assert verdict.problem is not None and str(verdict.problem).startswith(EXPECTED[case])
     await bl._engine.dispose()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_blocklist import EXPECTED, TAMPERING
+from tests.test_blocklist import EXPECTED, TAMPERING, tamper_sqlite
 from tests.test_blocklist_cli import ivr_json, setup
 from tests.test_cli import _run
 
@@ -45,12 +45,7 @@ def test_every_kind_of_tampering_is_found_by_audit_verify(
     db_file = case_dir / "data" / "ivr.sqlite3"
     db = sqlite3.connect(db_file)
     with db:
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            db.execute("UPDATE audit_events SET reason = 'x' WHERE seq = 1")
-        db.execute("DROP TRIGGER audit_events_no_update")
-        db.execute("DROP TRIGGER audit_events_no_delete")
-        for statement in TAMPERING[case]:
-            db.execute(statement)
+        tamper_sqlite(db, case)
     db.close()
     res = _run(["audit", "verify"], env)
     assert res.returncode == 8, res.stdout + res.stderr
