@@ -24,6 +24,7 @@ Handler = Callable[[AgiSession], Awaitable[None]]
 # (script, handler seconds, seconds to the first command or None): for the metrics.
 Observer = Callable[[str, float, float | None], None]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_PEERS_KEPT = 1024
 
 
 class AgiServer:
@@ -46,6 +47,8 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[AgiConnection] = set()
+        # The allowlist's answer per peer address: a few Asterisk servers call all day.
+        self._peers: dict[str, bool] = {}
         self.sessions_started = 0
         self.refused_peers = 0
 
@@ -63,15 +66,21 @@ class AgiServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     def _peer_allowed(self, host: str) -> bool:
+        allowed = self._peers.get(host)
+        if allowed is None:
+            if len(self._peers) >= _PEERS_KEPT:
+                self._peers.clear()
+            allowed = self._peers[host] = self._in_allowlist(host)
+        if not allowed:
+            self.refused_peers += 1
+        return allowed
+
+    def _in_allowlist(self, host: str) -> bool:
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:
-            self.refused_peers += 1
             return False
-        if any(addr in net for net in self._allow):
-            return True
-        self.refused_peers += 1
-        return False
+        return any(addr in net for net in self._allow)
 
     def _protocol_factory(self) -> AgiConnection:
         conn = AgiConnection(
@@ -86,7 +95,7 @@ class AgiServer:
 
     def _on_environment(self, conn: AgiConnection, env: AgiEnvironment) -> None:
         self.sessions_started += 1
-        task = asyncio.get_running_loop().create_task(
+        task = conn.loop.create_task(
             self._run_session(conn, env), name=f"agi:{env.get('uniqueid')[:40]}"
         )
         self._tasks.add(task)

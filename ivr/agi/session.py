@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -31,6 +32,11 @@ log = logging.getLogger("ivr.agi")
 # for Asterisk's application-argument parser to act on.
 _MSET_VALUE = re.compile(r"^[A-Za-z0-9_./:@&+#*-]*$")
 _MSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@functools.lru_cache(maxsize=64)  # the handlers set the same few names on every call
+def _names_ok(names: tuple[str, ...]) -> bool:
+    return all(_MSET_NAME.fullmatch(n) for n in names)
 
 
 class AgiHangup(Exception):
@@ -93,6 +99,8 @@ class AgiConnection(asyncio.Protocol):
         # Set when a command's wait was cancelled (the handler's deadline) before its reply came.
         self._owed: asyncio.Future[None] | None = None
         self._env_timer: asyncio.TimerHandle | None = None
+        # Looked up once: on Python 3.11 each `get_running_loop()` is a getpid() system call.
+        self.loop = asyncio.get_running_loop()
 
     # asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,8 +111,7 @@ class AgiConnection(asyncio.Protocol):
             log.warning("FastAGI connection from %s refused: not in the allowlist", self.peer)
             self.abort()
             return
-        loop = asyncio.get_running_loop()
-        self._env_timer = loop.call_later(self.deadlines.environment, self._env_timed_out)
+        self._env_timer = self.loop.call_later(self.deadlines.environment, self._env_timed_out)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -173,7 +180,7 @@ class AgiConnection(asyncio.Protocol):
         """
         if self.hung_up or self.closed or self.transport is None:
             raise AgiHangup("channel already gone")
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         waiter: asyncio.Future[Reply] = loop.create_future()
         self._waiter = waiter
         self.parser.command_sent(accept)
@@ -284,7 +291,13 @@ class AgiSession:
         is plain text, else one `SET VARIABLE` each. False when Asterisk refused MSet (its reply
         was not `200 result=0`); the variables are then set one by one all the same."""
         refused = False
-        if mset and all(_MSET_NAME.match(n) and _MSET_VALUE.match(v) for n, v in values):
+        # One match over all values: the pattern is a character class, so it holds for the
+        # joined text exactly when it holds for each value.
+        if (
+            mset
+            and _MSET_VALUE.fullmatch("".join(v for _, v in values))
+            and _names_ok(tuple(n for n, _ in values))
+        ):
             data = ",".join(f"{n}={v}" for n, v in values)
             if len(data) < MAX_COMMAND_BYTES - 20:
                 reply = await self.command(
