@@ -111,7 +111,7 @@ def test_only_for_sqlite_files(tmp_path: Path) -> None:
 
 async def test_journal_batch_keeps_each_calls_order(db_url: str) -> None:
     """Starts, outcomes, talk reports and hang-ups interleaved in one batch land as in order:
-    on SQLite in the journal's thread, on PostgreSQL through `run_sync`. An outcome whose start
+    on SQLite on the writer connection, on PostgreSQL through `run_sync`. An outcome whose start
     is in the same run goes into its insert (j1), the others update their rows (j2, j3)."""
     engine = create_engine(db_url)
     journal = CallJournal(engine)
@@ -181,4 +181,36 @@ async def test_positional_rows_store_what_sqlalchemy_stores(sqlite_url: str) -> 
         assert stored["p1"]["started_at"] == "2026-11-20 03:00:00.000000"
     finally:
         writer.dispose()
+        await engine.dispose()
+
+
+async def test_the_journal_checkpoints_the_wal_itself(sqlite_url: str) -> None:
+    """The journal's connection never checkpoints (that waits for the disk, and it runs on the
+    event loop); the journal's thread does, so the rows reach the database file itself."""
+    path = sqlite_url.split("///", 1)[1]
+    engine = create_engine(sqlite_url)
+    journal = CallJournal(engine, checkpoint_every_s=0.0)
+    runner = asyncio.create_task(journal.run())
+    try:
+        for n in range(3):
+            journal.record_start(CallStart(f"w{n}", f"19.{n}", f"19.{n}", "03", "",
+                                           "+81311110000", "number", "", NOW))  # fmt: skip
+        await journal.flush()
+        assert journal._writer is not None
+        with journal._writer.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        # `immutable` reads the database file alone, leaving the WAL out.
+        for _ in range(100):
+            db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            try:
+                stored = db.execute("SELECT count(*) FROM calls WHERE call_id LIKE 'w%'").fetchone()
+            finally:
+                db.close()
+            if stored == (3,):
+                break
+            await asyncio.sleep(0.02)
+        assert stored == (3,)
+    finally:
+        await journal.close()
+        runner.cancel()
         await engine.dispose()

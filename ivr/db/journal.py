@@ -3,16 +3,21 @@
 Calls never wait for a write, and while the database is away the writes are kept and retried
 with backoff instead of being lost.
 
-A batch is one transaction and one hop off the event loop. On SQLite it runs in the journal's
-own thread on a synchronous connection: through aiosqlite, each statement, the commit and the
-pool's reset would each be a thread hop and a loop wake-up, which cost ten times the SQL itself.
-On PostgreSQL it runs through `AsyncConnection.run_sync`.
+A batch is one transaction. On SQLite it runs on the event loop's own thread, on a synchronous
+connection that never waits: a batch of a few dozen calls is well under a millisecond of SQL,
+while handing it to a thread cost more than that in GIL hand-overs, which stall the loop (and
+through aiosqlite each statement, the commit and the pool's reset would each be a thread hop).
+A lock held by another writer (the CLI, a backup) is `SQLITE_BUSY` at once, and the batch is
+tried again a few milliseconds later, quietly until `busy_wait_s`, as a busy timeout would but
+without holding up the calls. The WAL is checkpointed in the journal's thread, since that waits
+for the disk. On PostgreSQL a batch runs through `AsyncConnection.run_sync`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,11 +37,12 @@ from ivr.db.calls import (
     close,
     store_calls,
 )
-from ivr.db.engine import sqlite_writer_engine
+from ivr.db.engine import SQLITE_BUSY_TIMEOUT_MS, checkpoint_wal, is_busy, sqlite_writer_engine
 
 log = logging.getLogger("ivr.journal")
 
 TRANSIENT = (OperationalError, OSError, TimeoutError, ConnectionError)
+BUSY_RETRY_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class CallJournal:
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
         linger_s: float = 0.01,
+        busy_wait_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
+        checkpoint_every_s: float = 1.0,
     ) -> None:
         self._engine = engine
         self._writer = sqlite_writer_engine(engine.url.render_as_string(hide_password=False))
@@ -67,6 +75,10 @@ class CallJournal:
             ThreadPoolExecutor(1, thread_name_prefix="ivr-journal") if self._writer else None
         )
         self._positional = PositionalCalls(self._writer.dialect) if self._writer else None
+        self._busy_wait = busy_wait_s
+        self._checkpoint_every = checkpoint_every_s
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointed_at = 0.0
         self._pending: deque[_Op] = deque()
         self._max_pending = max_pending
         self._batch_size = batch_size
@@ -123,14 +135,42 @@ class CallJournal:
         except TimeoutError:
             log.error("call journal closed with %d writes not stored", len(self._pending))
             return  # the writer may still be busy: the process is ending, leave it be
-        if self._thread is not None and self._writer is not None:
-            # Closed in its own thread: a sqlite3 connection belongs to the thread that made it.
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.dispose)
+        if self._writer is not None:
+            self._writer.dispose()
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing], timeout=timeout)
+        if self._thread is not None:
             self._thread.shutdown(wait=False)
+
+    def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At most one checkpoint a `checkpoint_every_s`, in the journal's thread."""
+        if self._thread is None or self._writer is None:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        now = loop.time()
+        if now - self._checkpointed_at < self._checkpoint_every:
+            return
+        self._checkpointed_at = now
+        path = self._writer.url.database
+        assert path is not None
+        self._checkpointing = loop.run_in_executor(self._thread, self._checkpoint, path)
+
+    @staticmethod
+    def _checkpoint(path: str) -> None:
+        try:
+            busy, _, _ = checkpoint_wal(path)
+        except sqlite3.Error as exc:
+            log.warning("call journal: WAL checkpoint failed, will retry: %r", exc)
+            return
+        if busy:
+            log.debug("call journal: WAL checkpoint could not finish (readers); will retry")
 
     async def run(self) -> None:
         """The writer loop; run it as a task for the life of the service."""
+        loop = asyncio.get_running_loop()
         delay = self._retry_initial
+        busy_since: float | None = None
         while True:
             if not self._pending:
                 self._idle.set()
@@ -147,6 +187,13 @@ class CallJournal:
             try:
                 await self._store(batch)
             except TRANSIENT as exc:
+                if is_busy(exc):
+                    if busy_since is None:
+                        busy_since = loop.time()
+                    if loop.time() - busy_since < self._busy_wait:
+                        await asyncio.sleep(BUSY_RETRY_S)  # another writer's lock: soon free
+                        continue
+                busy_since = None
                 self.failures += 1
                 log.warning(
                     "call journal: database unavailable (%r); retrying in %.1fs", exc, delay
@@ -161,6 +208,8 @@ class CallJournal:
                 self._pending.popleft()
             self.written += len(batch)
             delay = self._retry_initial
+            busy_since = None
+            self._maybe_checkpoint(loop)
 
     async def _store(self, batch: list[_Op]) -> None:
         try:
@@ -179,13 +228,13 @@ class CallJournal:
             steps: list[_Step] = [
                 p.statements(*seg) if isinstance(seg, tuple) else seg for seg in _runs(batch)
             ]
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, steps)
+            self._write(steps)
         else:
             async with self._engine.begin() as conn:
                 await conn.run_sync(_apply_runs, _runs(batch))
 
     def _write(self, steps: list[_Step]) -> None:
-        """In the journal's thread: the batch in one transaction on the writer connection."""
+        """The batch in one transaction on the writer connection (see the module's docstring)."""
         assert self._writer is not None
         with self._writer.begin() as conn:
             for step in steps:

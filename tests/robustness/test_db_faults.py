@@ -4,6 +4,7 @@ and nothing is lost once it is back."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,30 @@ async def test_a_locked_sqlite_database_delays_writes_and_loses_none(
     for call_id in ids:
         assert (rows[call_id]["decision"], rows[call_id]["talk_s"]) == ("route", 42)
     assert svc.app.inbound.db_failures == 0  # WAL readers never waited for the lock
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_short_sqlite_lock_is_waited_out_quietly(
+    make_service: Any, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The journal writes on the event loop with no busy timeout: while another writer holds
+    # the lock for less than the busy timeout, it tries again every few ms, counts no failure
+    # and logs nothing, and the calls meanwhile go on.
+    svc: Service = await make_service()
+    path = Path(sqlite_url.split("///", 1)[1])
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level(logging.WARNING, logger="ivr.journal"):
+            ids = await _calls(svc, 0, 3)
+            await asyncio.sleep(0.3)
+            assert svc.app.journal.backlog > 0  # still held back by the lock
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    await svc.app.journal.flush(timeout=5)
+    assert set(ids) <= set(await _rows(svc))
+    assert svc.app.journal.failures == 0 and not caplog.records
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
