@@ -122,25 +122,29 @@ def seed(url: str, entries: int, past_calls: int, now: datetime) -> None:
 def caller_mix(entries: int, past_calls: int) -> Callable[[], CallSpec]:
     """Calls in a fixed mix: 75 % first-time, 15 % regular, 5 % blocked exact, 5 % by prefix.
 
-    Every caller is used once per mix, so the repeat-call limit never changes the outcome.
+    Every regular and first-time caller calls once per mix, so the repeat-call limit never
+    changes the outcome: once the seeded regulars have all called (a small `past_calls`), their
+    share goes to first-time callers.
     """
     prefixes = min(PREFIXES, entries // 10)
     exact = entries - prefixes
     regulars = past_calls // CALLS_PER_REGULAR
     counters = {k: itertools.count() for k in ("fresh", "regular", "exact", "prefix")}
     slots = itertools.cycle(["fresh"] * 15 + ["regular"] * 3 + ["exact", "prefix"])
+    spare = {"regular": regulars, "exact": exact, "prefix": prefixes}
 
     def next_spec() -> CallSpec:
         kind = next(slots)
-        if (kind == "regular" and regulars == 0) or (kind == "exact" and exact == 0):
-            kind = "fresh"
-        if kind == "prefix" and prefixes == 0:
-            kind = "fresh"
         n = next(counters[kind])
+        if kind != "fresh" and spare[kind] == 0:
+            kind, n = "fresh", next(counters["fresh"])
+        elif kind == "regular" and n >= regulars:
+            spare["regular"] = 0
+            kind, n = "fresh", next(counters["fresh"])
         if kind == "fresh":
             return CallSpec(f"0905{n:07d}", "route", "menu")
         if kind == "regular":
-            return CallSpec("0" + _regular(n % regulars)[3:], "route", "menu")
+            return CallSpec("0" + _regular(n)[3:], "route", "menu")
         if kind == "exact":
             return CallSpec("0" + _exact(n * 7919 % exact)[3:], "hangup", "blocked")
         # Any 070 number whose first five digits after 70 are a stored prefix.
