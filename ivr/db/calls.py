@@ -81,8 +81,8 @@ class Closed:
     end_reason: str
 
 
-# The journal's writes are synchronous: they run in the journal's own thread (SQLite) or
-# through `AsyncConnection.run_sync` (PostgreSQL), one hop for a whole batch.
+# The journal's writes are synchronous: on the journal's own connection (SQLite) or through
+# `AsyncConnection.run_sync` (PostgreSQL), one call for a whole batch.
 
 
 _UPDATE_OUTCOME = (
@@ -130,12 +130,10 @@ def _positional(row: dict[str, Any], order: list[tuple[str, Any, Any]]) -> tuple
 
 
 class PositionalCalls:
-    """`store_calls` as driver statements, for the SQLite journal thread.
+    """`store_calls` as driver statements, for the SQLite journal.
 
-    SQLAlchemy compiles both statements once, and the rows are built as plain tuples (through
-    the columns' own bind processors) on the event loop. The journal thread then runs only the
-    driver's executemany, which holds the GIL for the binding alone: Python work in that thread
-    would stall the loop on every GIL hand-over.
+    SQLAlchemy compiles both statements once, and the rows are built as plain tuples through
+    the columns' own bind processors, so a batch is the driver's executemany and little else.
     """
 
     def __init__(self, dialect: Dialect) -> None:
