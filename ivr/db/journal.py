@@ -43,6 +43,7 @@ log = logging.getLogger("ivr.journal")
 
 TRANSIENT = (OperationalError, OSError, TimeoutError, ConnectionError)
 BUSY_RETRY_S = 0.005
+BUSY_RETRY_MAX_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class CallJournal:
         loop = asyncio.get_running_loop()
         delay = self._retry_initial
         busy_since: float | None = None
+        busy_delay = BUSY_RETRY_S
         while True:
             if not self._pending:
                 self._idle.set()
@@ -189,9 +191,12 @@ class CallJournal:
             except TRANSIENT as exc:
                 if is_busy(exc):
                     if busy_since is None:
-                        busy_since = loop.time()
+                        busy_since, busy_delay = loop.time(), BUSY_RETRY_S
                     if loop.time() - busy_since < self._busy_wait:
-                        await asyncio.sleep(BUSY_RETRY_S)  # another writer's lock: soon free
+                        # Another writer's lock, usually free within milliseconds; backing off
+                        # as SQLite's own busy handler does keeps a long lock cheap to wait out.
+                        await asyncio.sleep(busy_delay)
+                        busy_delay = min(busy_delay * 2, BUSY_RETRY_MAX_S)
                         continue
                 busy_since = None
                 self.failures += 1
