@@ -19,6 +19,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,7 +32,6 @@ from ivr.db.calls import (
     CallStart,
     Closed,
     PositionalCalls,
-    Statement,
     TalkReport,
     account,
     close,
@@ -225,29 +225,22 @@ class CallJournal:
             await self._apply_one_by_one(batch)
 
     async def _apply(self, batch: list[_Op]) -> None:
-        """One transaction, one hop off the event loop (see the module's docstring)."""
-        if self._thread is not None and self._positional is not None:
-            # Rows become driver tuples here, so the thread runs little Python (see
-            # `PositionalCalls`).
-            p = self._positional
-            steps: list[_Step] = [
-                p.statements(*seg) if isinstance(seg, tuple) else seg for seg in _runs(batch)
-            ]
-            self._write(steps)
+        """One transaction (see the module's docstring)."""
+        runs = _runs(batch)
+        if self._writer is not None:
+            with self._writer.begin() as conn:
+                _apply_runs(conn, runs, self._store_positional)
         else:
             async with self._engine.begin() as conn:
-                await conn.run_sync(_apply_runs, _runs(batch))
+                await conn.run_sync(_apply_runs, runs)
 
-    def _write(self, steps: list[_Step]) -> None:
-        """The batch in one transaction on the writer connection (see the module's docstring)."""
-        assert self._writer is not None
-        with self._writer.begin() as conn:
-            for step in steps:
-                if isinstance(step, list):
-                    for sql, rows in step:
-                        conn.exec_driver_sql(sql, rows)
-                else:
-                    _apply_one(conn, step)
+    def _store_positional(
+        self, conn: Connection, starts: list[CallStart], outcomes: list[tuple[str, CallOutcome]]
+    ) -> None:
+        """`store_calls` as driver tuples (see `PositionalCalls`)."""
+        assert self._positional is not None
+        for sql, rows in self._positional.statements(starts, outcomes):
+            conn.exec_driver_sql(sql, rows)
 
     async def _apply_one_by_one(self, batch: list[_Op]) -> None:
         """A batch with a bad write: store the good ones, log and skip the bad one."""
@@ -262,7 +255,7 @@ class CallJournal:
 
 
 _Run = tuple[list[CallStart], list[tuple[str, CallOutcome]]]
-_Step = list[Statement] | TalkReport | Closed
+_Store = Callable[[Connection, list[CallStart], list[tuple[str, CallOutcome]]], None]
 
 
 def _runs(batch: list[_Op]) -> list[_Run | TalkReport | Closed]:
@@ -290,10 +283,12 @@ def _runs(batch: list[_Op]) -> list[_Run | TalkReport | Closed]:
     return out
 
 
-def _apply_runs(conn: Connection, runs: list[_Run | TalkReport | Closed]) -> None:
+def _apply_runs(
+    conn: Connection, runs: list[_Run | TalkReport | Closed], store: _Store = store_calls
+) -> None:
     for run in runs:
         if isinstance(run, tuple):
-            store_calls(conn, *run)
+            store(conn, *run)
         else:
             _apply_one(conn, run)
 
