@@ -1,5 +1,9 @@
 # The two commands of the README: `make run` and `make test`.
-PY ?= python3
+# The distribution's python3 when it is 3.11 or later: Debian's (like the python:3.11 image's) is
+# built with PGO and LTO and runs the service about 15 % faster than a plain source build, such
+# as pyenv makes. `make PY=...` picks another.
+PY ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 

@@ -97,6 +97,7 @@ async def test_entries_that_are_not_approved_and_current_do_not_refuse_calls(
     assert await bl.sweep() == []
     verdict = await trail.verify(svc.engine)
     assert verdict.problem is None and verdict.events == 14
+    await svc.app.journal.flush()  # the calls' rows are written behind them
     shown = await bl.show(ids["approved"])
     assert shown.calls == {"hangup": 1} and shown.history[-1].action == "expire"
 
