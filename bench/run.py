@@ -367,7 +367,8 @@ def _summary(args: argparse.Namespace) -> str:
         pass
     return (
         f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()} ({Path(sys.executable).resolve()}), "
+        f"{platform.system()} {platform.release()}; "
         f"{args.entries:,} blocklist entries, {args.past_calls:,} past calls; "
         f"{args.seconds:g} s per row\n"
     )
