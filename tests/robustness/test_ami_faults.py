@@ -82,7 +82,7 @@ async def test_flood_then_restart_calls_go_on_and_live_calls_resync(
         await ami.wait_connected(5)
         received = 0
         # Only the flood's own events: the login's FullyBooted can still be on its way when the
-        # counter is added (it was counted once in about 20 runs).
+        # counter is added (one run of the whole suite counted it).
         flooded = {m.split(b"\r\n", 1)[0].removeprefix(b"Event: ").decode() for m in flood_events()}
 
         def count(event: Mapping[str, str]) -> None:
