@@ -22,8 +22,9 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     u = make_url(url)
     kwargs: dict[str, Any] = {}
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Small: the call journal writes through its own connection (`sqlite_writer_engine`) and
         # the screening reads through `SqliteScreeningReader`; this pool serves the rest.
         kwargs.update(pool_size=2, max_overflow=0, pool_timeout=timeout_s)
@@ -36,6 +37,14 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     return engine
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite database URL; None for other databases and in-memory SQLite."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return u.database
+
+
 def sqlite_writer_engine(url: str) -> Engine | None:
     """A synchronous engine (the standard sqlite3 driver) on the same SQLite file for the call
     journal, which writes on the event loop's thread; None for other databases and in-memory
@@ -44,10 +53,10 @@ def sqlite_writer_engine(url: str) -> Engine | None:
     Its connection never waits: a lock held by another writer is `SQLITE_BUSY` at once (the
     journal tries again a few milliseconds later), and it never checkpoints the WAL, which
     waits for the disk (`checkpoint_wal` does that, in the journal's thread)."""
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+    if sqlite_file(url) is None:
         return None
-    engine = create_sync_engine(u.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    u = make_url(url).set(drivername="sqlite")
+    engine = create_sync_engine(u, pool_size=1, max_overflow=0)
     event.listen(engine, "connect", _sqlite_writer_pragmas)
     return engine
 

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage
 from ivr.db.calls import UsageOf
+from ivr.db.engine import sqlite_file
 
 BUSY_TIMEOUT_MS = 50
 # The same statements as `ivr.db.calls.screening_facts` (test_sqlite_reader compares them).
@@ -53,10 +52,8 @@ class SqliteScreeningReader:
     @classmethod
     def for_url(cls, url: str) -> SqliteScreeningReader | None:
         """A reader for a SQLite file URL; None for other databases and in-memory SQLite."""
-        u = make_url(url)
-        if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-            return None
-        return cls(u.database)
+        path = sqlite_file(url)
+        return None if path is None else cls(path)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
