@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 
 from ivr.core import menu
 from ivr.core.blocklist import BlockEntry, EntryStatus, candidate_patterns, match
-from ivr.core.caller import CallerClass, classify
+from ivr.core.caller import CallerClass, classify, e164_of, normalise
 from ivr.core.hours import OpenState, Schedule, open_state, parse_interval
 from ivr.core.screening import ClosedPolicy, Policy, Reason, ScreeningPolicy, screen
 from ivr.core.text import escape, kept
@@ -57,6 +59,25 @@ def _entry(
     action: str = "reject",
 ) -> BlockEntry:
     return BlockEntry(i, pattern, prefix, status, expires, action)
+
+
+def _by_library(text: str) -> str | None:
+    try:
+        return e164_of(phonenumbers.parse(text, "JP"))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+@pytest.mark.parametrize("lead", range(10, 100))
+def test_plain_jp_numbers_normalise_as_phonenumbers_parses_them(lead: int) -> None:
+    """The shortcut for `0…` and `+81…` numbers agrees with phonenumbers.parse for every two
+    leading digits (010 is the international prefix), every length, possible or not."""
+    rnd = random.Random(lead)
+    for length in range(6, 19):
+        for _ in range(12):
+            digits = f"{lead}" + "".join(rnd.choice("0123456789") for _ in range(length - 2))
+            for text in (f"0{digits}", f"+81{digits}", f"00{digits}", f"010{digits}"):
+                assert normalise.__wrapped__(text, "JP") == _by_library(text), text
 
 
 @pytest.mark.parametrize(
