@@ -12,7 +12,7 @@ import pytest
 from ivr.core import menu
 from ivr.core.blocklist import BlockEntry, EntryStatus, candidate_patterns, match
 from ivr.core.caller import CallerClass, classify, e164_of, normalise
-from ivr.core.hours import OpenState, Schedule, open_state, parse_interval
+from ivr.core.hours import OpenState, OpenStates, Schedule, open_state, parse_interval
 from ivr.core.screening import ClosedPolicy, Policy, Reason, ScreeningPolicy, screen
 from ivr.core.text import escape, kept
 
@@ -124,6 +124,26 @@ SCHED = Schedule("Asia/Tokyo", WEEKDAY, True, frozenset(), frozenset({(12, 31)})
 )
 def test_open_state(local: datetime, state: OpenState) -> None:
     assert open_state(local.replace(tzinfo=JST), SCHED) is state
+
+
+def test_open_states_answers_as_open_state_across_second_and_interval_bounds() -> None:
+    weekly = {d: (parse_interval("09:00:30-18:00:15"),) for d in ("mon", "tue")}
+    sched = Schedule("Asia/Tokyo", weekly, True, frozenset(), frozenset())
+    states = OpenStates(sched)
+    opening = datetime(2026, 11, 24, 9, 0, 30, tzinfo=JST)
+    closing = datetime(2026, 11, 24, 18, 0, 15, tzinfo=JST)
+    for edge in (opening, closing, datetime(2026, 11, 24, 0, 0, tzinfo=JST)):  # and a holiday's end
+        for us in (-1_000_001, -999_999, -1, 0, 1, 999_999, 1_000_000, 1_500_000):
+            now = edge + timedelta(microseconds=us)
+            assert states.at(now) is open_state(now, sched), now
+    assert states.at(opening - timedelta(microseconds=1)) is OpenState.AFTER_HOURS
+    assert states.at(opening) is OpenState.OPEN
+
+
+def test_hours_are_whole_seconds_at_most() -> None:
+    assert parse_interval("09:00:30-18:00").start.second == 30
+    with pytest.raises(ValueError, match="whole seconds"):
+        parse_interval("09:00:00.5-18:00")
 
 
 def test_open_state_uses_the_centres_zone_not_utc() -> None:

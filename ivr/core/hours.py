@@ -37,6 +37,8 @@ def parse_interval(text: str) -> Interval:
         end = None if b == "24:00" else time.fromisoformat(b)
     except ValueError as exc:
         raise ValueError(f"not a time range HH:MM-HH:MM: {text!r}") from exc
+    if start.microsecond or (end is not None and end.microsecond):
+        raise ValueError(f"not a time range HH:MM-HH:MM (whole seconds at most): {text!r}")
     if end is not None and end <= start:
         raise ValueError(f"time range ends before it starts: {text!r}")
     return Interval(start, end)
@@ -75,3 +77,20 @@ def open_state(now: datetime, schedule: Schedule) -> OpenState:
     intervals = schedule.weekly.get(WEEKDAYS[local.weekday()], ())
     t = local.time().replace(tzinfo=None)
     return OpenState.OPEN if any(i.contains(t) for i in intervals) else OpenState.AFTER_HOURS
+
+
+class OpenStates:
+    """`open_state` for one schedule, worked out once a second: interval bounds are whole
+    seconds (and so are zone offsets), so the answer cannot change within one."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        self._schedule = schedule
+        self._second: datetime | None = None
+        self._state = OpenState.OPEN
+
+    def at(self, now: datetime) -> OpenState:
+        second = now.replace(microsecond=0)
+        if second != self._second:
+            self._state = open_state(now, self._schedule)
+            self._second = second
+        return self._state

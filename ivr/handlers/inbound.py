@@ -24,7 +24,7 @@ from ivr.core import caps, menu
 from ivr.core.alerts import Alert, AlertType
 from ivr.core.blocklist import BlockEntry, candidate_patterns, match
 from ivr.core.caller import MAX_RAW_KEPT, Caller, CallerClass, classify, normalise
-from ivr.core.hours import open_state
+from ivr.core.hours import OpenStates
 from ivr.core.screening import CapRouting, Reason, Screen, policy_for, screen
 from ivr.core.text import kept
 from ivr.db import calls as calls_repo
@@ -107,7 +107,7 @@ class InboundHandler:
             c.exhausted_route, c.repeat_action, c.repeat_route or cfg.default_route
         )
         self._menu = cfg.menu_spec()
-        self._schedule = cfg.hours.schedule()
+        self._open = OpenStates(cfg.hours.schedule())
         self._policy = cfg.screening_default()
         self._by_dialled = cfg.screening_by_dialled()
         self._closed = cfg.closed_policy()
@@ -331,7 +331,7 @@ class InboundHandler:
             caller,
             policy,
             block,
-            open_state(now, self._schedule),
+            self._open.at(now),
             self._closed,
             assessment,
             self._cap_routing,
