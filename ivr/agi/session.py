@@ -27,6 +27,8 @@ from ivr.agi.protocol import (
 )
 
 log = logging.getLogger("ivr.agi")
+# A timer may fire up to a millisecond before its time (uvloop rounds to milliseconds).
+_EARLY_S = 0.001
 
 # Values MSet passes through unchanged: no separator (`,` `|`), quote, backslash, `$` or bracket
 # for Asterisk's application-argument parser to act on.
@@ -98,7 +100,13 @@ class AgiConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[Reply] | None = None
         # Set when a command's wait was cancelled (the handler's deadline) before its reply came.
         self._owed: asyncio.Future[None] | None = None
-        self._env_timer: asyncio.TimerHandle | None = None
+        # One timer per connection rather than one per command (see `_watch`): when the
+        # environment, then the command awaited, is overdue.
+        self._env_received = False
+        self._deadline = 0.0
+        self._sent: tuple[bytes, float] = (b"", 0.0)  # the command awaited and its timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         # Looked up once: on Python 3.11 each `get_running_loop()` is a getpid() system call.
         self.loop = asyncio.get_running_loop()
 
@@ -111,7 +119,7 @@ class AgiConnection(asyncio.Protocol):
             log.warning("FastAGI connection from %s refused: not in the allowlist", self.peer)
             self.abort()
             return
-        self._env_timer = self.loop.call_later(self.deadlines.environment, self._env_timed_out)
+        self._watch(self.loop.time() + self.deadlines.environment)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -134,26 +142,51 @@ class AgiConnection(asyncio.Protocol):
                 self.junk_lines += 1
                 log.debug("dropped unasked AGI line from %s: %r", self.peer, event.line[:200])
             elif isinstance(event, EnvironmentReceived):
-                self._cancel_env_timer()
+                self._env_received = True
                 self._on_environment(self, event.env)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._cancel_env_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._fail(AgiHangup("connection closed"))
         if self._owed is not None and not self._owed.done():
             self._owed.set_result(None)  # no reply will come; the next command sees the close
         self._on_lost(self)
 
     # helpers ----------------------------------------------------------------------------
-    def _env_timed_out(self) -> None:
-        log.warning("FastAGI peer %s sent no complete environment in time", self.peer)
-        self.abort()
+    def _watch(self, deadline: float) -> None:
+        """Have the timer fire by `deadline`, the new deadline of this connection.
 
-    def _cancel_env_timer(self) -> None:
-        if self._env_timer is not None:
-            self._env_timer.cancel()
-            self._env_timer = None
+        A command takes milliseconds against a deadline of seconds, so the timer armed for the
+        environment usually outlives the call and a command only moves `_deadline`; when the
+        timer fires early for what is then awaited, it is armed again for the rest.
+        """
+        self._deadline = deadline
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        waiter = self._waiter
+        if self._env_received and (waiter is None or waiter.done()):
+            return  # nothing awaited: the next command arms the timer again
+        if self.loop.time() + _EARLY_S < self._deadline:
+            self._watch(self._deadline)
+        elif not self._env_received:
+            log.warning("FastAGI peer %s sent no complete environment in time", self.peer)
+            self.abort()
+        elif waiter is not None:
+            data, timeout = self._sent
+            waiter.set_exception(AgiTimeout(f"no reply within {timeout:g}s to {data[:40]!r}"))
+            # The reply may still come and would be paired with the next command: end it here.
+            self.abort()
 
     def _fail(self, exc: Exception) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -185,8 +218,8 @@ class AgiConnection(asyncio.Protocol):
         self._waiter = waiter
         self.parser.command_sent(accept)
         self.transport.write(data)
-        # A timer rather than asyncio.wait_for: this runs for every command of every call.
-        timer = loop.call_later(timeout, self._command_timed_out, waiter, timeout, data[:40])
+        self._sent = (data, timeout)
+        self._watch(loop.time() + timeout)
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -194,7 +227,6 @@ class AgiConnection(asyncio.Protocol):
                 self._owed = loop.create_future()
             raise
         finally:
-            timer.cancel()
             self._waiter = None
 
     async def settle(self, timeout: float) -> None:
@@ -210,15 +242,6 @@ class AgiConnection(asyncio.Protocol):
             raise AgiTimeout(f"no reply within {timeout:g}s to a cancelled command") from None
         finally:
             self._owed = None
-
-    def _command_timed_out(
-        self, waiter: asyncio.Future[Reply], timeout: float, head: bytes
-    ) -> None:
-        if waiter.done():
-            return
-        waiter.set_exception(AgiTimeout(f"no reply within {timeout:g}s to {head!r}"))
-        # The reply may still come and would be paired with the next command: end it here.
-        self.abort()
 
 
 class AgiSession:

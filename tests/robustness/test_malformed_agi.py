@@ -58,6 +58,51 @@ async def test_unanswered_command_times_out_and_closes(make_service: Any) -> Non
     assert svc.app.agi.active_sessions == 0
 
 
+async def test_each_command_has_its_own_deadline_from_when_it_was_sent(
+    make_service: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slow replies within their command's deadline are taken, long after the environment's
+    deadline has passed; a command never answered is cut at its own deadline."""
+    agi = {"environment_timeout_s": 0.3, "command_timeout_s": 0.6, "media_timeout_s": 1.0}
+    svc: Service = await make_service({"agi": agi})
+    reader, writer = await asyncio.open_connection("127.0.0.1", svc.app.agi.port)
+    writer.write(Channel().env_block("127.0.0.1", svc.app.agi.port))
+    await writer.drain()
+    with caplog.at_level(logging.WARNING):
+        assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
+        await asyncio.sleep(0.5)  # within ANSWER's 0.6 s, past the environment's 0.3 s
+        writer.write(b"200 result=0\n")
+        assert (await asyncio.wait_for(reader.readline(), 2)).startswith(b"EXEC MixMonitor")
+        await asyncio.sleep(0.8)  # longer than a command's deadline, within media's 1 s
+        writer.write(b"200 result=0\n")
+        line = await asyncio.wait_for(reader.readline(), 2)
+        sent = time.monotonic()
+        assert line.startswith(b'STREAM FILE "ivr-guard/ja/recording-notice"')
+        assert await _read_all(reader, timeout=5) == b""  # never answered: closed
+        waited = time.monotonic() - sent
+        writer.close()
+    assert 0.95 < waited < 3.0
+    assert "no reply within 1s to b'STREAM FILE" in caplog.text
+    await svc.app.journal.flush()
+    assert svc.app.agi.active_sessions == 0
+
+
+async def test_a_command_deadline_shorter_than_the_environments_applies(
+    make_service: Any,
+) -> None:
+    svc: Service = await make_service(
+        {"agi": {"environment_timeout_s": 5, "command_timeout_s": 0.4}}
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", svc.app.agi.port)
+    writer.write(Channel().env_block("127.0.0.1", svc.app.agi.port))
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
+    sent = time.monotonic()
+    assert await _read_all(reader, timeout=4) == b""  # cut at ANSWER's 0.4 s, not at 5 s
+    assert 0.35 < time.monotonic() - sent < 2.5
+    writer.close()
+
+
 async def test_forged_replies_are_skipped_until_the_resync_echo(make_service: Any) -> None:
     svc: Service = await make_service()
     reader, writer = await asyncio.open_connection("127.0.0.1", svc.app.agi.port)
