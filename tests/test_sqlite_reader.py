@@ -88,7 +88,6 @@ async def test_same_facts_as_the_sqlalchemy_query(sqlite_url: str) -> None:
                 got = reader.facts(patterns, usage_of)
                 assert sorted(got[0], key=lambda e: e.id) == sorted(expected[0], key=lambda e: e.id)
                 assert got[1] == expected[1]
-                assert reader.facts([], usage_of) == ([], expected[1])
         found, usage = reader.facts(
             candidate_patterns("+81312345678", 6), ("+81312345678", day, window, "c4")
         )

@@ -21,19 +21,14 @@ from ivr.db.engine import sqlite_file
 
 BUSY_TIMEOUT_MS = 50
 # The same statements as `ivr.db.calls.screening_facts` (test_sqlite_reader compares them).
-_ENTRY_COLUMNS = "id, pattern, is_prefix, status, expires_at, action"
-_ENTRIES_WHERE = "FROM blocklist_entries WHERE status = 'approved' AND pattern IN ({})"
-_USAGE_COLUMNS = (
-    "coalesce(sum(CASE WHEN started_at >= ? THEN talk_s ELSE 0.0 END), 0.0), "
-    "count(CASE WHEN started_at >= ? THEN 1 END)"
+_BLOCK = (
+    "SELECT id, pattern, is_prefix, status, expires_at, action FROM blocklist_entries "
+    "WHERE status = 'approved' AND pattern IN ({})"
 )
-_USAGE_WHERE = "FROM calls WHERE caller_e164 = ? AND started_at >= ? AND call_id != ?"
-_BLOCK = f"SELECT {_ENTRY_COLUMNS} {_ENTRIES_WHERE}"
-_USAGE = f"SELECT {_USAGE_COLUMNS} {_USAGE_WHERE}"
-# Both in one statement, the usage row with a NULL id: one statement's fixed cost a call, not two.
-_FACTS = (
-    f"SELECT {_ENTRY_COLUMNS}, NULL, NULL {_ENTRIES_WHERE} UNION ALL "
-    f"SELECT NULL, NULL, NULL, NULL, NULL, NULL, {_USAGE_COLUMNS} {_USAGE_WHERE}"
+_USAGE = (
+    "SELECT coalesce(sum(CASE WHEN started_at >= ? THEN talk_s ELSE 0.0 END), 0.0), "
+    "count(CASE WHEN started_at >= ? THEN 1 END) FROM calls "
+    "WHERE caller_e164 = ? AND started_at >= ? AND call_id != ?"
 )
 
 
@@ -44,19 +39,6 @@ def stored(at: datetime) -> str:
 
 def _loaded(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _entry(
-    id_: int, pattern: str, is_prefix: int, status: str, expires_at: str | None, action: str
-) -> BlockEntry:
-    return BlockEntry(
-        id=id_,
-        pattern=pattern,
-        is_prefix=bool(is_prefix),
-        status=EntryStatus(status),
-        expires_at=_loaded(expires_at),
-        action=action,
-    )
 
 
 class SqliteScreeningReader:
@@ -98,24 +80,26 @@ class SqliteScreeningReader:
         self, patterns: Sequence[str], usage_of: UsageOf | None
     ) -> tuple[list[BlockEntry], Usage | None]:
         db = self._conn()
-        marks = ", ".join("?" * len(patterns))
+        entries: list[BlockEntry] = []
+        if patterns:
+            sql = _BLOCK.format(", ".join("?" * len(patterns)))
+            for id_, pattern, is_prefix, status, expires_at, action in db.execute(sql, patterns):
+                entries.append(
+                    BlockEntry(
+                        id=id_,
+                        pattern=pattern,
+                        is_prefix=bool(is_prefix),
+                        status=EntryStatus(status),
+                        expires_at=_loaded(expires_at),
+                        action=action,
+                    )
+                )
         if usage_of is None:
-            rows = db.execute(_BLOCK.format(marks), patterns) if patterns else ()
-            return [_entry(*r) for r in rows], None
+            return entries, None
         e164, day_start, window_start, exclude = usage_of
         day, window = stored(day_start), stored(window_start)
-        usage_params = (day, window, e164, min(day, window), exclude)
-        if not patterns:
-            talk, n = db.execute(_USAGE, usage_params).fetchone()
-            return [], Usage(float(talk or 0.0), int(n or 0))
-        entries: list[BlockEntry] = []
-        usage = Usage(0.0, 0)
-        for *entry, talk, n in db.execute(_FACTS.format(marks), (*patterns, *usage_params)):
-            if entry[0] is None:  # the usage row
-                usage = Usage(float(talk or 0.0), int(n or 0))
-            else:
-                entries.append(_entry(*entry))
-        return entries, usage
+        talk, n = db.execute(_USAGE, (day, window, e164, min(day, window), exclude)).fetchone()
+        return entries, Usage(float(talk or 0.0), int(n or 0))
 
     def close(self) -> None:
         if self._db is not None:
