@@ -66,7 +66,7 @@ class CallJournal:
         batch_size: int = 500,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
-        linger_s: float = 0.01,
+        linger_s: float = 0.05,
         busy_wait_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
         checkpoint_every_s: float = 1.0,
     ) -> None:
@@ -181,8 +181,10 @@ class CallJournal:
                 await self._wake.wait()
                 self._wake.clear()
                 if not self._closing:
-                    # Gather a few milliseconds of writes into one transaction: a commit per
-                    # write would cost more CPU than the calls themselves at low load.
+                    # Gather some milliseconds of writes into one transaction: a commit per
+                    # write would cost more CPU than the calls themselves at low load, and the
+                    # pages every insert touches (the ends of the time-ordered indexes) are
+                    # written once a commit. 50 ms rather than 10: 11 us less a call.
                     await asyncio.sleep(self._linger)
                 continue
             batch = [self._pending[i] for i in range(min(self._batch_size, len(self._pending)))]
