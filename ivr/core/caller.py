@@ -19,8 +19,8 @@ _NUMBERISH = re.compile(r"^\+?[0-9][0-9 ()\-.]{0,24}$")
 # The two shapes nearly every Japanese caller ID takes: the national `0` and a number (not the
 # international prefix 010), or E.164. For them `phonenumbers.parse` comes down to country code
 # 81 and these digits (no international prefix, extension or carrier code to find), at a tenth
-# of its cost; parse was the largest single part of a call's CPU. test_core checks the two
-# agree for every two leading digits and length.
+# of its cost (parse was about a tenth of a call's CPU). test_core checks the two agree for
+# every two leading digits and length.
 _JP_PLAIN = re.compile(r"0((?!10)[1-9][0-9]{7,15})|\+81([1-9][0-9]{7,15})")
 _PRES_MASK = 0x60
 _PRES_RESTRICTED = 0x20
