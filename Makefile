@@ -7,7 +7,14 @@ PY ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test venv lint test-servers bench
+# The call path compiled in place by mypyc (setup.py, ivr/compiled.py): a C compiler and Python's
+# headers are installed when missing. COMPILE=0 removes the compiled modules: plain Python.
+COMPILE ?= 1
+HEADERS := $(BIN)/python -c 'import os, sys, sysconfig; \
+	sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+SO := find ivr -name '*.cpython-*.so'
+
+.PHONY: run test venv lint test-servers bench compile
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PY) -m venv $(VENV))
@@ -15,13 +22,26 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
+compile: venv
+ifeq ($(COMPILE),1)
+	@(command -v gcc >/dev/null && $(HEADERS)) || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev python3-dev)
+	$(BIN)/python -c 'import mypyc' 2>/dev/null || $(BIN)/pip install -q -e '.[compile]'
+	IVR_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace
+	@# Built from the sources as they are now, also when a module's C was unchanged and kept.
+	$(SO) | xargs -r touch
+else
+	$(SO) | xargs -r rm -f
+endif
+
 run: venv
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[compile]'
+	$(MAKE) compile
 	$(BIN)/ivr db upgrade
 	exec $(BIN)/ivr serve
 
 lint: venv
-	$(BIN)/ruff check ivr tests migrations bench
+	$(BIN)/ruff check ivr tests migrations bench setup.py
 	$(BIN)/mypy
 
 # Servers the suite starts for itself (on loopback, in temporary folders): PostgreSQL.
@@ -31,11 +51,13 @@ test-servers:
 
 test: venv test-servers
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/ruff check ivr tests migrations bench
+	$(MAKE) compile
+	$(BIN)/ruff check ivr tests migrations bench setup.py
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 # The benchmark (bench/run.py): about 13 minutes; BENCH_ARGS="--help" lists its options.
 bench: venv test-servers
 	$(BIN)/pip install -q -e '.[test,bench]'
+	$(MAKE) compile
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

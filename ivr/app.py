@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr import names
+from ivr import compiled, names
 from ivr.agi.server import AgiServer
 from ivr.agi.session import Deadlines
 from ivr.ami.client import AmiAuthError, AmiClient, AmiSettings
@@ -268,6 +268,7 @@ async def serve(
         freeze_heap(cfg.screening.region)
     try:
         await app.start(host, port)
+        log.info("call path: %s", compiled.build().summary)
         if started is not None:
             started.set()
         await stop.wait()

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from mypy_extensions import mypyc_attr
+
 DEFAULT_MAX_ENV_BYTES = 32 * 1024
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 MAX_COMMAND_BYTES = 2000  # Asterisk reads commands into a 2 KiB buffer (AGI_BUF_LEN)
@@ -276,6 +278,7 @@ def quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot compile a subclass of str as its own
 class Raw(str):
     """A command token we made ourselves (a number, a variable name): sent unquoted."""
 

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from ivr.agi.protocol import DEFAULT_MAX_ENV_BYTES, AgiEnvironment
 from ivr.agi.session import (
@@ -62,8 +63,10 @@ class AgiServer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
+        # Any: uvloop's `sockets` is a list where asyncio's is a tuple, and compiled code checks.
+        server: Any = self._server
+        assert server is not None and server.sockets
+        return int(server.sockets[0].getsockname()[1])
 
     def _peer_allowed(self, host: str) -> bool:
         allowed = self._peers.get(host)

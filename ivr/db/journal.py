@@ -72,7 +72,8 @@ class CallJournal:
     ) -> None:
         self._engine = engine
         self._writer = sqlite_writer_engine(engine.url.render_as_string(hide_password=False))
-        self._thread = (
+        # Not `_thread`: compiled by mypyc, that becomes the C field `__thread`, a C keyword.
+        self._pool = (
             ThreadPoolExecutor(1, thread_name_prefix="ivr-journal") if self._writer else None
         )
         self._positional = PositionalCalls(self._writer.dialect) if self._writer else None
@@ -140,12 +141,12 @@ class CallJournal:
             self._writer.dispose()
         if self._checkpointing is not None:
             await asyncio.wait([self._checkpointing], timeout=timeout)
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
         """At most one checkpoint a `checkpoint_every_s`, in the journal's thread."""
-        if self._thread is None or self._writer is None:
+        if self._pool is None or self._writer is None:
             return
         if self._checkpointing is not None and not self._checkpointing.done():
             return
@@ -155,7 +156,7 @@ class CallJournal:
         self._checkpointed_at = now
         path = self._writer.url.database
         assert path is not None
-        self._checkpointing = loop.run_in_executor(self._thread, self._checkpoint, path)
+        self._checkpointing = loop.run_in_executor(self._pool, self._checkpoint, path)
 
     @staticmethod
     def _checkpoint(path: str) -> None:

@@ -1,0 +1,79 @@
+"""The modules of a call's path that `make` compiles to C with mypyc, and whether they are.
+
+The `.py` files stay the source: mypyc turns each into an extension module beside it, which
+Python imports in its place. Without a C compiler everything still runs as plain Python, only
+slower (README, Performance). This module itself is never compiled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Not compiled: `ivr.db.calls` (it takes `vars()` of its dataclasses, which compiled classes do
+# not have) and modules off the per-call path.
+MODULES = (
+    "ivr.agi.protocol",
+    "ivr.agi.server",
+    "ivr.agi.session",
+    "ivr.calls.monitor",
+    "ivr.clock",
+    "ivr.core.alerts",
+    "ivr.core.blocklist",
+    "ivr.core.caller",
+    "ivr.core.caps",
+    "ivr.core.categories",
+    "ivr.core.hours",
+    "ivr.core.menu",
+    "ivr.core.screening",
+    "ivr.core.text",
+    "ivr.db.journal",
+    "ivr.db.sqlite_reader",
+    "ivr.events.publisher",
+    "ivr.handlers.inbound",
+    "ivr.logs",
+    "ivr.names",
+    "ivr.prompts",
+)
+
+
+def source_paths() -> list[str]:
+    """The modules' source files, relative to the project root (for the build)."""
+    return [str(Path(*m.split(".")).with_suffix(".py")) for m in MODULES]
+
+
+@dataclass(frozen=True)
+class Build:
+    compiled: list[str]  # imported from an extension module
+    stale: list[str]  # compiled, but the .py was changed after it: the old code would run
+    total: int  # modules asked about
+
+    @property
+    def summary(self) -> str:
+        if self.stale:
+            return f"stale compiled modules (run `make compile`): {', '.join(self.stale)}"
+        if not self.compiled:
+            return "pure Python (no compiled modules)"
+        return f"{len(self.compiled)} of {self.total} call-path modules compiled with mypyc"
+
+
+def build(modules: Sequence[str] = MODULES) -> Build:
+    """Which of `modules` Python would import compiled, and which of those are out of date.
+
+    Only meaningful in a source tree built in place (`make`): an installed wheel's files carry
+    their install times, not their build times.
+    """
+    compiled: list[str] = []
+    stale: list[str] = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        if origin is None or origin.endswith(".py"):
+            continue
+        compiled.append(name)
+        source = Path(origin).with_name(name.rsplit(".", 1)[1] + ".py")
+        if source.exists() and source.stat().st_mtime > Path(origin).stat().st_mtime:
+            stale.append(name)
+    return Build(compiled, stale, len(modules))

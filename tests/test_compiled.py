@@ -1,0 +1,64 @@
+"""`ivr.compiled`: which modules run compiled, and which compiled modules are older than their
+source (the test suite refuses to run those)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+from ivr import compiled
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[Path]:
+    """A package `cpkg` with a plain module and one with an extension beside its source."""
+    pkg = tmp_path / "cpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "plain.py").write_text("X = 1\n")
+    (pkg / "fast.py").write_text("X = 1\n")
+    (pkg / f"fast{EXTENSION_SUFFIXES[0]}").write_bytes(b"")  # found, never loaded
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield pkg
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("cpkg", None)
+
+
+def _age(path: Path, seconds: float) -> None:
+    st = path.stat()
+    os.utime(path, (st.st_atime - seconds, st.st_mtime - seconds))
+
+
+def test_an_extension_newer_than_its_source_is_compiled_and_current(tree: Path) -> None:
+    _age(tree / "fast.py", 60)
+    build = compiled.build(["cpkg.plain", "cpkg.fast"])
+    assert build.compiled == ["cpkg.fast"]
+    assert build.stale == []
+    assert build.summary == "1 of 2 call-path modules compiled with mypyc"
+
+
+def test_a_source_edited_after_its_extension_is_stale(tree: Path) -> None:
+    _age(tree / f"fast{EXTENSION_SUFFIXES[0]}", 60)
+    build = compiled.build(["cpkg.plain", "cpkg.fast"])
+    assert build.stale == ["cpkg.fast"]
+    assert build.summary == "stale compiled modules (run `make compile`): cpkg.fast"
+
+
+def test_no_extension_is_pure_python(tree: Path) -> None:
+    build = compiled.build(["cpkg.plain"])
+    assert build.compiled == build.stale == []
+    assert build.summary == "pure Python (no compiled modules)"
+
+
+def test_the_build_lists_every_compiled_module_by_its_source() -> None:
+    root = Path(compiled.__file__).parent.parent
+    paths = compiled.source_paths()
+    assert len(paths) == len(compiled.MODULES)
+    assert all((root / p).is_file() for p in paths)
