@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 # Not compiled: `ivr.db.calls` (it takes `vars()` of its dataclasses, which compiled classes do
@@ -47,7 +48,8 @@ def source_paths() -> list[str]:
 @dataclass(frozen=True)
 class Build:
     compiled: list[str]  # imported from an extension module
-    stale: list[str]  # compiled, but the .py was changed after it: the old code would run
+    # Compiled, but the .py was changed after it (the old code would run), or no longer listed.
+    stale: list[str]
     total: int  # modules asked about
 
     @property
@@ -59,14 +61,30 @@ class Build:
         return f"{len(self.compiled)} of {self.total} call-path modules compiled with mypyc"
 
 
-def build(modules: Sequence[str] = MODULES) -> Build:
-    """Which of `modules` Python would import compiled, and which of those are out of date.
+def _extensions(package: Path) -> list[str]:
+    """The modules under `package` that have an extension module file (mypyc's shared library
+    left out)."""
+    found = []
+    for path in sorted(package.rglob("*.so")):
+        for suffix in EXTENSION_SUFFIXES:
+            if path.name.endswith(suffix):
+                parts = path.relative_to(package.parent).parts
+                name = ".".join([*parts[:-1], path.name.removesuffix(suffix)])
+                if not name.endswith("__mypyc"):
+                    found.append(name)
+                break
+    return found
+
+
+def build(modules: Sequence[str] = MODULES, package: Path | None = None) -> Build:
+    """Which of `modules` Python would import compiled, and which of those are out of date;
+    an extension module under `package` (default: `ivr`) for a module not listed is stale too.
 
     Only meaningful in a source tree built in place (`make`): an installed wheel's files carry
     their install times, not their build times.
     """
     compiled: list[str] = []
-    stale: list[str] = []
+    stale = [m for m in _extensions(package or Path(__file__).parent) if m not in modules]
     for name in modules:
         spec = importlib.util.find_spec(name)
         origin = spec.origin if spec is not None else None

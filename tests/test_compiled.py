@@ -38,7 +38,7 @@ def _age(path: Path, seconds: float) -> None:
 
 def test_an_extension_newer_than_its_source_is_compiled_and_current(tree: Path) -> None:
     _age(tree / "fast.py", 60)
-    build = compiled.build(["cpkg.plain", "cpkg.fast"])
+    build = compiled.build(["cpkg.plain", "cpkg.fast"], tree)
     assert build.compiled == ["cpkg.fast"]
     assert build.stale == []
     assert build.summary == "1 of 2 call-path modules compiled with mypyc"
@@ -46,15 +46,24 @@ def test_an_extension_newer_than_its_source_is_compiled_and_current(tree: Path) 
 
 def test_a_source_edited_after_its_extension_is_stale(tree: Path) -> None:
     _age(tree / f"fast{EXTENSION_SUFFIXES[0]}", 60)
-    build = compiled.build(["cpkg.plain", "cpkg.fast"])
+    build = compiled.build(["cpkg.plain", "cpkg.fast"], tree)
     assert build.stale == ["cpkg.fast"]
     assert build.summary == "stale compiled modules (run `make compile`): cpkg.fast"
 
 
 def test_no_extension_is_pure_python(tree: Path) -> None:
-    build = compiled.build(["cpkg.plain"])
+    (tree / f"fast{EXTENSION_SUFFIXES[0]}").unlink()
+    build = compiled.build(["cpkg.plain", "cpkg.fast"], tree)
     assert build.compiled == build.stale == []
     assert build.summary == "pure Python (no compiled modules)"
+
+
+def test_an_extension_for_a_module_no_longer_listed_is_stale(tree: Path) -> None:
+    _age(tree / "fast.py", 60)
+    (tree / f"hot__mypyc{EXTENSION_SUFFIXES[0]}").write_bytes(b"")  # the shared library
+    build = compiled.build(["cpkg.plain"], tree)
+    assert build.compiled == []
+    assert build.stale == ["cpkg.fast"]
 
 
 def test_the_build_lists_every_compiled_module_by_its_source() -> None:
