@@ -61,19 +61,26 @@ class Build:
         return f"{len(self.compiled)} of {self.total} call-path modules compiled with mypyc"
 
 
-def _extensions(package: Path) -> list[str]:
-    """The modules under `package` that have an extension module file (mypyc's shared library
-    left out)."""
-    found = []
+def _extensions(package: Path) -> dict[str, Path]:
+    """The modules under `package` that have an extension module file, and the file (mypyc's
+    shared library left out)."""
+    found = {}
     for path in sorted(package.rglob("*.so")):
         for suffix in EXTENSION_SUFFIXES:
             if path.name.endswith(suffix):
                 parts = path.relative_to(package.parent).parts
                 name = ".".join([*parts[:-1], path.name.removesuffix(suffix)])
                 if not name.endswith("__mypyc"):
-                    found.append(name)
+                    found[name] = path
                 break
     return found
+
+
+def unlisted(modules: Sequence[str] = MODULES, package: Path | None = None) -> list[Path]:
+    """Extension module files under `package` (default: `ivr`) for modules not in `modules`:
+    `make compile` removes them, since Python would go on importing them."""
+    found = _extensions(package or Path(__file__).parent)
+    return [path for name, path in found.items() if name not in modules]
 
 
 def build(modules: Sequence[str] = MODULES, package: Path | None = None) -> Build:
