@@ -27,7 +27,7 @@ ifeq ($(COMPILE),1)
 	@(command -v gcc >/dev/null && $(HEADERS)) || (apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev python3-dev)
 	$(BIN)/python -c 'import mypyc' 2>/dev/null || $(BIN)/pip install -q -e '.[compile]'
-	$(BIN)/python -c 'from ivr import compiled; [p.unlink() for p in compiled.unlisted()]'
+	$(BIN)/python -c 'from ivr import compiled; [p.unlink() for p in compiled.unlisted().values()]'
 	IVR_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace
 	@# Built from the sources as they are now, also when a module's C was unchanged and kept.
 	$(SO) | xargs -r touch

@@ -76,11 +76,11 @@ def _extensions(package: Path) -> dict[str, Path]:
     return found
 
 
-def unlisted(modules: Sequence[str] = MODULES, package: Path | None = None) -> list[Path]:
-    """Extension module files under `package` (default: `ivr`) for modules not in `modules`:
-    `make compile` removes them, since Python would go on importing them."""
+def unlisted(modules: Sequence[str] = MODULES, package: Path | None = None) -> dict[str, Path]:
+    """Extension module files under `package` (default: `ivr`) for modules not in `modules`, by
+    module: `make compile` removes them, since Python would go on importing them."""
     found = _extensions(package or Path(__file__).parent)
-    return [path for name, path in found.items() if name not in modules]
+    return {name: path for name, path in found.items() if name not in modules}
 
 
 def build(modules: Sequence[str] = MODULES, package: Path | None = None) -> Build:
@@ -91,7 +91,7 @@ def build(modules: Sequence[str] = MODULES, package: Path | None = None) -> Buil
     their install times, not their build times.
     """
     compiled: list[str] = []
-    stale = [m for m in _extensions(package or Path(__file__).parent) if m not in modules]
+    stale = list(unlisted(modules, package))
     for name in modules:
         spec = importlib.util.find_spec(name)
         origin = spec.origin if spec is not None else None

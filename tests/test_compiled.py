@@ -64,8 +64,10 @@ def test_an_extension_for_a_module_no_longer_listed_is_stale(tree: Path) -> None
     build = compiled.build(["cpkg.plain"], tree)
     assert build.compiled == []
     assert build.stale == ["cpkg.fast"]
-    assert compiled.unlisted(["cpkg.plain"], tree) == [tree / f"fast{EXTENSION_SUFFIXES[0]}"]
-    assert compiled.unlisted(["cpkg.plain", "cpkg.fast"], tree) == []
+    assert compiled.unlisted(["cpkg.plain"], tree) == {
+        "cpkg.fast": tree / f"fast{EXTENSION_SUFFIXES[0]}"
+    }
+    assert compiled.unlisted(["cpkg.plain", "cpkg.fast"], tree) == {}
 
 
 def test_the_build_lists_every_compiled_module_by_its_source() -> None:
