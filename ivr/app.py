@@ -164,7 +164,7 @@ def build_app(
         allow=a.allow,
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
-        observe=lambda script, total, first: _observe(metrics, script, total, first),
+        observe=metrics.observe_handler,
     )
     storage = build_storage(cfg)
     handoff = Handoff(engine, cfg, storage, alerts, clock)
@@ -207,12 +207,6 @@ def build_app(
         recordings,
         metrics,
     )
-
-
-def _observe(metrics: Metrics, script: str, total: float, first: float | None) -> None:
-    metrics.handler_seconds.labels(script).observe(total)
-    if first is not None:
-        metrics.first_command_seconds.labels(script).observe(first)
 
 
 def ami_settings(c: AmiConfig) -> AmiSettings:

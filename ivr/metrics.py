@@ -53,6 +53,29 @@ class Metrics:
             registry=self.registry,
         )
         self._server: WSGIServer | None = None
+        # Children by label values, found once: `labels()` takes a lock and builds a key each
+        # time, and every call passes here. The values are few (scripts, decisions, reasons).
+        self._calls: dict[tuple[str, str], Counter] = {}
+        self._handler: dict[str, tuple[Histogram, Histogram]] = {}
+
+    def count_call(self, decision: str, screen: str) -> None:
+        """One inbound call ended with `decision` after `screen`."""
+        child = self._calls.get((decision, screen))
+        if child is None:
+            child = self._calls[decision, screen] = self.calls.labels(decision, screen)
+        child.inc()
+
+    def observe_handler(self, script: str, total: float, first: float | None) -> None:
+        """A handler ran `total` seconds, `first` of them before its first command."""
+        pair = self._handler.get(script)
+        if pair is None:
+            pair = self._handler[script] = (
+                self.handler_seconds.labels(script),
+                self.first_command_seconds.labels(script),
+            )
+        pair[0].observe(total)
+        if first is not None:
+            pair[1].observe(first)
 
     def gauges(self, read: dict[str, tuple[str, Callable[[], float]]]) -> None:
         """Register values read at scrape time: name → (help, reader)."""

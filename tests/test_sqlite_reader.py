@@ -13,10 +13,11 @@ from sqlalchemy import insert
 
 from ivr.core.blocklist import candidate_patterns
 from ivr.db import calls as calls_repo
-from ivr.db.calls import CallOutcome, CallStart, Closed, TalkReport
+from ivr.db.calls import Closed, TalkReport
 from ivr.db.engine import create_engine, sqlite_writer_engine
 from ivr.db.journal import CallJournal
 from ivr.db.models import blocklist_entries, calls
+from ivr.db.rows import CallOutcome, CallStart
 from ivr.db.sqlite_reader import SqliteScreeningReader
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)

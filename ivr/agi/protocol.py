@@ -232,7 +232,9 @@ class AgiParser:
     def _environment(self) -> EnvironmentReceived | None:
         """The whole environment once its blank line is in the buffer, read in one pass."""
         buf = self._buf
-        if b"\r" in buf:
+        # find, not `in`: `in` on a bytearray first tries the operand as an integer and builds
+        # (then drops) a TypeError for it.
+        if buf.find(b"\r") >= 0:
             m = _ENV_END_CR.search(buf)
             found = (m.start() + (1 if m.group(1) else 0), m.end()) if m else None
         elif buf[:1] == b"\n":

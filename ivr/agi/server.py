@@ -46,6 +46,7 @@ class AgiServer:
         self._deadlines = deadlines or Deadlines()
         self._max_env_bytes = max_env_bytes
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by `start`
         self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[AgiConnection] = set()
         # The allowlist's answer per peer address: a few Asterisk servers call all day.
@@ -92,6 +93,7 @@ class AgiServer:
             max_env_bytes=self._max_env_bytes,
             peer_allowed=self._peer_allowed,
             on_lost=self._connections.discard,
+            loop=self._loop,
         )
         self._connections.add(conn)
         return conn
@@ -130,7 +132,7 @@ class AgiServer:
 
     async def start(self, host: str, port: int) -> None:
         """Bind and start accepting connections."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._protocol_factory, host, port, backlog=1024)
         log.info("FastAGI listening on %s:%d", host, self.port)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import re
 import secrets
 import time
@@ -49,6 +50,14 @@ class AgiTimeout(Exception):
     """Asterisk did not answer a command before its deadline."""
 
 
+class AgiDeadline(Exception):
+    """The handler's own deadline (`AgiSession.limit`) passed while it waited for a reply.
+
+    The connection stays open: that reply is still owed (`AgiSession.settle`), and the handler
+    may then send its last commands.
+    """
+
+
 class AgiCommandError(Exception):
     """Asterisk refused a command (510 unknown command, 520 usage)."""
 
@@ -86,6 +95,7 @@ class AgiConnection(asyncio.Protocol):
         max_env_bytes: int,
         peer_allowed: Callable[[str], bool],
         on_lost: Callable[[AgiConnection], None] = lambda _c: None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._on_environment = on_environment
         self._on_lost = on_lost
@@ -107,8 +117,9 @@ class AgiConnection(asyncio.Protocol):
         self._sent: tuple[bytes, float] = (b"", 0.0)  # the command awaited and its timeout
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._limit = math.inf  # the handler's deadline (`AgiSession.limit`)
         # Looked up once: on Python 3.11 each `get_running_loop()` is a getpid() system call.
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop or asyncio.get_running_loop()
 
     # asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -182,6 +193,10 @@ class AgiConnection(asyncio.Protocol):
         elif not self._env_received:
             log.warning("FastAGI peer %s sent no complete environment in time", self.peer)
             self.abort()
+        elif waiter is not None and self._deadline >= self._limit:
+            # The handler's deadline, not the command's: its reply is owed, the session goes on.
+            self._owed = self.loop.create_future()
+            waiter.set_exception(AgiDeadline("the handler's deadline passed"))
         elif waiter is not None:
             data, timeout = self._sent
             waiter.set_exception(AgiTimeout(f"no reply within {timeout:g}s to {data[:40]!r}"))
@@ -214,12 +229,15 @@ class AgiConnection(asyncio.Protocol):
         if self.hung_up or self.closed or self.transport is None:
             raise AgiHangup("channel already gone")
         loop = self.loop
+        now = loop.time()
+        if now >= self._limit:
+            raise AgiDeadline("the handler's deadline passed")
         waiter: asyncio.Future[Reply] = loop.create_future()
         self._waiter = waiter
         self.parser.command_sent(accept)
         self.transport.write(data)
         self._sent = (data, timeout)
-        self._watch(loop.time() + timeout)
+        self._watch(min(now + timeout, self._limit))
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -229,9 +247,14 @@ class AgiConnection(asyncio.Protocol):
         finally:
             self._waiter = None
 
+    def limit(self, seconds: float | None) -> None:
+        """Give the handler `seconds` from now (None: no limit); see `AgiDeadline`."""
+        self._limit = math.inf if seconds is None else self.loop.time() + seconds
+
     async def settle(self, timeout: float) -> None:
-        """Wait for the reply to a command whose wait was cancelled, so that the next command
-        is not paired with it; on timeout the connection is dropped."""
+        """Wait for the reply to a command whose wait was cancelled or cut at the handler's
+        deadline, so that the next command is not paired with it; on timeout the connection is
+        dropped."""
         owed = self._owed
         if owed is None:
             return
@@ -294,8 +317,15 @@ class AgiSession:
         self.resynced = True
         assert reply.data == token
 
+    def limit(self, seconds: float | None) -> None:
+        """Commands awaited (or sent) more than `seconds` from now raise `AgiDeadline`; None
+        lifts the limit. One timer per connection serves this and every command's deadline,
+        so unlike `asyncio.timeout` it costs no timer of its own."""
+        self._conn.limit(seconds)
+
     async def settle(self) -> None:
-        """After a cancelled command (see `AgiConnection.settle`): ready for the next one."""
+        """After a cancelled command or `AgiDeadline` (see `AgiConnection.settle`): ready for
+        the next one."""
         await self._conn.settle(self._conn.deadlines.command)
 
     async def answer(self) -> None:

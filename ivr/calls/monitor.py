@@ -57,6 +57,7 @@ class CallMonitor:
         self._armings = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None  # found once (a getpid() on 3.11)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -104,6 +105,7 @@ class CallMonitor:
             self._timer, self._timer_at = None, math.inf
         self._queue.clear()
         self._stale = 0
+        self._loop = None
 
     def _disarm(self, w: Watch) -> None:
         self._stale += len(w.deadlines)
@@ -125,7 +127,7 @@ class CallMonitor:
 
     def _arm(self, w: Watch) -> None:
         self._disarm(w)
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         now = loop.time()
         w.armed = next(self._armings)
         entries: list[_Entry] = []
@@ -137,6 +139,11 @@ class CallMonitor:
             heapq.heappush(self._queue, e)
         self._schedule(loop)
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._queue or self._queue[0][0] >= self._timer_at:
             return
@@ -147,7 +154,7 @@ class CallMonitor:
 
     def _due(self) -> None:
         self._timer, self._timer_at = None, math.inf
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         now = loop.time()
         while self._queue and self._queue[0][0] <= now:
             entry = heapq.heappop(self._queue)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,35 +29,9 @@ from sqlalchemy.schema import ColumnDefault
 from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage, ended_at_cap
 from ivr.db.models import UtcDateTime, blocklist_entries, calls, recordings
+from ivr.db.rows import OUTCOME_KEYS, START_KEYS, CallOutcome, CallStart, merged_rows, positional
 
 ROUTED = "route"
-
-
-@dataclass(frozen=True)
-class CallStart:
-    call_id: str
-    uniqueid: str
-    linkedid: str
-    caller_raw: str
-    caller_name: str
-    caller_e164: str | None
-    caller_class: str
-    dialled: str
-    started_at: datetime
-    channel: str | None = None
-
-
-@dataclass(frozen=True)
-class CallOutcome:
-    decision: str | None
-    reason: str | None
-    route: str | None
-    blocklist_entry_id: int | None
-    recording_path: str | None
-    ended_at: datetime | None
-    end_reason: str | None
-    duration_s: float | None = None
-    limit_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,26 +62,8 @@ class Closed:
 _UPDATE_OUTCOME = (
     update(calls)
     .where(calls.c.call_id == bindparam("b_call_id"))
-    .values({f.name: bindparam(f.name) for f in fields(CallOutcome)})
+    .values({k: bindparam(k) for k in OUTCOME_KEYS})
 )
-_NO_OUTCOME: dict[str, Any] = {f.name: None for f in fields(CallOutcome)}
-
-
-def merged_rows(
-    starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows to insert and outcomes to update (`b_call_id`: the call). An outcome whose call
-    starts in the same batch goes into that row: one row write instead of two."""
-    rows = [{**vars(s), **_NO_OUTCOME} for s in starts]
-    by_id = {row["call_id"]: row for row in rows}
-    late: list[dict[str, Any]] = []
-    for call_id, outcome in outcomes:
-        row = by_id.get(call_id)
-        if row is None:
-            late.append({"b_call_id": call_id, **vars(outcome)})
-        else:
-            row.update(vars(outcome))
-    return rows, late
 
 
 def store_calls(
@@ -125,10 +81,6 @@ def store_calls(
 Statement = tuple[str, list[tuple[Any, ...]]]  # driver SQL and its parameter rows
 
 
-def _positional(row: dict[str, Any], order: list[tuple[str, Any, Any]]) -> tuple[Any, ...]:
-    return tuple(p(row.get(k, d)) if p else row.get(k, d) for k, p, d in order)
-
-
 class PositionalCalls:
     """`store_calls` as driver statements, for the SQLite journal.
 
@@ -137,7 +89,7 @@ class PositionalCalls:
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        keys = [*(f.name for f in fields(CallStart)), *_NO_OUTCOME]
+        keys = [*START_KEYS, *OUTCOME_KEYS]
         self._insert = self._prepare(insert(calls).values({k: bindparam(k) for k in keys}), dialect)
         self._update = self._prepare(_UPDATE_OUTCOME, dialect)
 
@@ -161,7 +113,7 @@ class PositionalCalls:
         out: list[Statement] = []
         for (sql, order), params in ((self._insert, rows), (self._update, late)):
             if params:
-                out.append((sql, [_positional(r, order) for r in params]))
+                out.append((sql, [positional(r, order) for r in params]))
         return out
 
 

@@ -27,17 +27,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr.db.calls import (
-    CallOutcome,
-    CallStart,
-    Closed,
-    PositionalCalls,
-    TalkReport,
-    account,
-    close,
-    store_calls,
-)
+from ivr.db.calls import Closed, PositionalCalls, TalkReport, account, close, store_calls
 from ivr.db.engine import SQLITE_BUSY_TIMEOUT_MS, checkpoint_wal, is_busy, sqlite_writer_engine
+from ivr.db.rows import CallOutcome, CallStart
 
 log = logging.getLogger("ivr.journal")
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr import names
-from ivr.agi.session import AgiCommandError, AgiHangup, AgiSession, AgiTimeout
+from ivr.agi.session import AgiCommandError, AgiDeadline, AgiHangup, AgiSession, AgiTimeout
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
 from ivr.config import Config
@@ -29,6 +29,7 @@ from ivr.core.screening import CapRouting, Reason, Screen, policy_for, screen
 from ivr.core.text import kept
 from ivr.db import calls as calls_repo
 from ivr.db.journal import CallJournal
+from ivr.db.rows import CallOutcome, CallStart
 from ivr.db.sqlite_reader import SqliteScreeningReader
 from ivr.events.publisher import AlertSink
 from ivr.logs import call_id_var
@@ -273,7 +274,7 @@ class InboundHandler:
         channel = env.get("channel")
         args = env.args
         linkedid = _safe_token(args[1]) if len(args) > 1 and args[1] else uniqueid
-        start = calls_repo.CallStart(
+        start = CallStart(
             call_id=call_id,
             uniqueid=uniqueid,
             linkedid=linkedid,
@@ -288,10 +289,11 @@ class InboundHandler:
         self._journal.record_start(start)
         res = _Result()
         try:
+            session.limit(self._cfg.agi.handler_deadline_s)
             try:
-                async with asyncio.timeout(self._cfg.agi.handler_deadline_s):
-                    await self._screen_and_run(session, start, caller, res)
-            except TimeoutError:
+                await self._screen_and_run(session, start, caller, res)
+            except AgiDeadline:
+                session.limit(None)
                 await self._fail_open(session, call_id, res)
         except AgiHangup:
             res.hung_up = True
@@ -302,7 +304,7 @@ class InboundHandler:
                 if res.decision == names.DECISION_ROUTE and not res.hung_up
                 else self._clock.now()
             )
-            outcome = calls_repo.CallOutcome(
+            outcome = CallOutcome(
                 decision="abandoned" if res.hung_up else res.decision,
                 reason=res.reason,
                 route=res.route,
@@ -317,10 +319,10 @@ class InboundHandler:
             )
             self._journal.record_outcome(call_id, outcome)
             if self._metrics is not None:
-                self._metrics.calls.labels(outcome.decision, res.screened or "none").inc()
+                self._metrics.count_call(outcome.decision or "none", res.screened or "none")
 
     async def _screen_and_run(
-        self, session: AgiSession, start: calls_repo.CallStart, caller: Caller, res: _Result
+        self, session: AgiSession, start: CallStart, caller: Caller, res: _Result
     ) -> None:
         call_id, now = start.call_id, start.started_at
         entries, usage = await self._lookup(call_id, caller.e164, now)

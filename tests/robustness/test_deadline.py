@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
 
+from ivr.agi.server import AgiServer
+from ivr.agi.session import AgiDeadline, AgiSession
 from ivr.db.calls import get_call
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.conftest import Service
@@ -63,3 +67,81 @@ async def test_a_hang_up_while_failing_open_is_an_abandoned_call(make_service: A
     async with svc.engine.connect() as conn:
         r = await get_call(conn, "call0001")
     assert r is not None and (r["decision"], r["end_reason"]) == ("abandoned", "caller-hangup")
+
+
+class _Limited:
+    """A handler that gives itself `limit` seconds, then runs `body`; records what happened."""
+
+    def __init__(self, limit: float, body: Any) -> None:
+        self.limit, self.body = limit, body
+        self.events: list[tuple[str, float]] = []
+        self.done = asyncio.Event()
+
+    async def __call__(self, session: AgiSession) -> None:
+        t0 = time.monotonic()
+        session.limit(self.limit)
+        try:
+            await self.body(session)
+        except AgiDeadline:
+            self.events.append(("deadline", time.monotonic() - t0))
+            session.limit(None)
+            await session.settle()
+            await session.verbose("after the deadline")
+            self.events.append(("verbose sent", time.monotonic() - t0))
+        finally:
+            self.done.set()
+
+
+async def _connect(handler: _Limited) -> tuple[AgiServer, asyncio.StreamReader, Any]:
+    server = AgiServer({"inbound": handler}, allow=["127.0.0.1/32"])
+    await server.start("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(Channel().env_block("127.0.0.1", server.port))
+    await writer.drain()
+    return server, reader, writer
+
+
+async def test_the_handler_deadline_cuts_a_wait_and_its_late_reply_is_settled() -> None:
+    """Past `limit`, the command awaited raises AgiDeadline though its own deadline (media,
+    300 s) is far off; the connection stays open and its reply is awaited before the next
+    command goes out."""
+
+    async def play(session: AgiSession) -> None:
+        await session.stream_file("ivr-guard/ja/recording-notice")
+
+    handler = _Limited(0.2, play)
+    server, reader, writer = await _connect(handler)
+    try:
+        line = await asyncio.wait_for(reader.readline(), 2)
+        assert line.startswith(b"STREAM FILE")
+        await asyncio.sleep(0.5)
+        assert handler.events and handler.events[0][0] == "deadline"
+        assert 0.15 < handler.events[0][1] < 0.45
+        assert not reader.at_eof() and len(handler.events) == 1  # waiting for the owed reply
+        writer.write(b"200 result=0 endpos=1000\n")
+        line = await asyncio.wait_for(reader.readline(), 2)
+        assert line == b'VERBOSE "after the deadline" 1\n'
+        writer.write(b"200 result=1\n")
+        await asyncio.wait_for(handler.done.wait(), 2)
+        assert [e for e, _ in handler.events] == ["deadline", "verbose sent"]
+    finally:
+        writer.close()
+        await server.close(grace=1)
+
+
+async def test_a_command_after_the_handler_deadline_is_not_sent() -> None:
+    async def slow_then_answer(session: AgiSession) -> None:
+        await asyncio.sleep(0.3)  # past the 0.1 s limit with nothing awaited from Asterisk
+        await session.answer()
+
+    handler = _Limited(0.1, slow_then_answer)
+    server, reader, writer = await _connect(handler)
+    try:
+        line = await asyncio.wait_for(reader.readline(), 2)
+        assert line == b'VERBOSE "after the deadline" 1\n'  # ANSWER never went out
+        writer.write(b"200 result=1\n")
+        await asyncio.wait_for(handler.done.wait(), 2)
+        assert [e for e, _ in handler.events] == ["deadline", "verbose sent"]
+    finally:
+        writer.close()
+        await server.close(grace=1)
