@@ -23,7 +23,8 @@ from ivr.core.blocklist import BlockEntry, candidate_patterns, match
 from ivr.core.caller import classify
 from ivr.core.hours import open_state
 from ivr.core.screening import CapRouting, policy_for, screen
-from ivr.db.sqlite_reader import SqliteScreeningReader, stored
+from ivr.db.rows import stored
+from ivr.db.sqlite_reader import SqliteScreeningReader
 from ivr.prompts import sound_path
 
 

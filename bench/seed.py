@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bench.loadgen import CallSpec
-from ivr.db.sqlite_reader import stored
+from ivr.db.rows import stored
 
 BLOCK_COLUMNS = (
     "pattern", "is_prefix", "status", "action", "category", "note", "evidence", "expires_at",

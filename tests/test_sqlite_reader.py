@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +162,9 @@ async def test_positional_rows_store_what_sqlalchemy_stores(sqlite_url: str) -> 
         return CallStart(call_id, "1.1", "1.1", "03", "名", "+81311110000", "number", "",
                          NOW, "PJSIP/t-1")  # fmt: skip
 
-    done = CallOutcome("hangup", "blocked", None, 7, None, NOW + timedelta(seconds=3.25),
-                       "ivr-ended", 3.25)  # fmt: skip
+    tokyo = timezone(timedelta(hours=9))  # any zone is stored as UTC
+    ended = (NOW + timedelta(seconds=3.000125)).astimezone(tokyo)
+    done = CallOutcome("hangup", "blocked", None, 7, None, ended, "ivr-ended", 3.25)
     routed = CallOutcome("route", "menu", "sales", None, "/r.wav", None, None, limit_s=600)
     try:
         with writer.begin() as conn:
@@ -180,6 +181,7 @@ async def test_positional_rows_store_what_sqlalchemy_stores(sqlite_url: str) -> 
         for ours, theirs in (("p1", "s1"), ("p2", "s2")):
             assert {**stored[ours], "call_id": theirs} == stored[theirs]
         assert stored["p1"]["started_at"] == "2026-11-20 03:00:00.000000"
+        assert stored["p1"]["ended_at"] == "2026-11-20 03:00:03.000125"
     finally:
         writer.dispose()
         await engine.dispose()

@@ -117,29 +117,31 @@ Event = EnvironmentReceived | ReplyReceived | HangupReceived | JunkLine
 
 def parse_reply_line(line: str) -> Reply:
     """Parse one complete single-line reply."""
-    reply = _reply(line)
-    if reply is None:
+    event = _received(line)
+    if event is None:
         raise AgiProtocolError(f"unparseable reply line: {line[:80]!r}")
-    return reply
+    return event.reply
 
 
 @lru_cache(maxsize=1024)
-def _reply(line: str) -> Reply | None:
-    """The reply a line holds, or None. Cached: a service sees the same few lines over and over
-    (prompts have fixed lengths), and a `Reply` is immutable."""
+def _received(line: str) -> ReplyReceived | None:
+    """The reply a line holds, as its event, or None. Cached: a service sees the same few lines
+    over and over (prompts have fixed lengths), and both are immutable."""
     m = _REPLY_200.match(line)
     if m:
         endpos = m.group("endpos")
-        return Reply(
-            code=200,
-            result=m.group("result"),
-            data=m.group("data"),
-            endpos=int(endpos) if endpos is not None else None,
-            lines=(line,),
+        return ReplyReceived(
+            Reply(
+                code=200,
+                result=m.group("result"),
+                data=m.group("data"),
+                endpos=int(endpos) if endpos is not None else None,
+                lines=(line,),
+            )
         )
     m2 = _CODE.match(line)
     if m2:
-        return Reply(code=int(m2.group(1)), data=m2.group(3), lines=(line,))
+        return ReplyReceived(Reply(code=int(m2.group(1)), data=m2.group(3), lines=(line,)))
     return None
 
 
@@ -220,14 +222,14 @@ class AgiParser:
         if line.startswith("520-"):
             self._usage = [line]
             return None
-        reply = _reply(line)
-        if reply is None:
+        event = _received(line)
+        if event is None:
             return JunkLine(line)
-        if self._accept is not None and not self._accept(reply):
+        if self._accept is not None and not self._accept(event.reply):
             return JunkLine(line)
         self._awaiting = False
         self._accept = None
-        return ReplyReceived(reply)
+        return event
 
     def _environment(self) -> EnvironmentReceived | None:
         """The whole environment once its blank line is in the buffer, read in one pass."""

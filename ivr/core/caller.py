@@ -19,8 +19,9 @@ _NUMBERISH = re.compile(r"^\+?[0-9][0-9 ()\-.]{0,24}$")
 # The two shapes nearly every Japanese caller ID takes: the national `0` and a number (not the
 # international prefix 010), or E.164. For them `phonenumbers.parse` comes down to country code
 # 81 and these digits (no international prefix, extension or carrier code to find), at a tenth
-# of its cost (parse was about a tenth of a call's CPU). test_core checks the two agree for
-# every two leading digits and length.
+# of its cost (parse was about a tenth of a call's CPU), and whether it is possible comes down
+# to its length (`_JP_POSSIBLE_LENGTHS`). test_core checks the shortcut and the library agree
+# for every two leading digits and length.
 _JP_PLAIN = re.compile(r"0((?!10)[1-9][0-9]{7,15})|\+81([1-9][0-9]{7,15})")
 _PRES_MASK = 0x60
 _PRES_RESTRICTED = 0x20
@@ -68,7 +69,7 @@ def normalise(number: str, region: str = "JP") -> str | None:
     plain = _JP_PLAIN.fullmatch(text) if region == "JP" else None
     if plain is not None:
         nsn = plain.group(1) or plain.group(2)
-        return e164_of(phonenumbers.PhoneNumber(country_code=81, national_number=int(nsn)))
+        return f"+81{nsn}" if len(nsn) in _JP_POSSIBLE_LENGTHS else None
     try:
         return e164_of(phonenumbers.parse(text, region))
     except phonenumbers.NumberParseException:
@@ -80,6 +81,16 @@ def e164_of(parsed: phonenumbers.PhoneNumber) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+# Whether a number of country code 81 is possible depends on its length alone
+# (`is_possible_number` checks the length against the region's metadata), so the library is
+# asked once per length the shortcut admits, and its E.164 form is +81 and the digits.
+_JP_POSSIBLE_LENGTHS = frozenset(
+    n
+    for n in range(8, 17)
+    if e164_of(phonenumbers.PhoneNumber(country_code=81, national_number=int("1" * n)))
+)
 
 
 def classify(number: str, presentation: str = "", region: str = "JP") -> Caller:

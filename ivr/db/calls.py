@@ -29,7 +29,15 @@ from sqlalchemy.schema import ColumnDefault
 from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage, ended_at_cap
 from ivr.db.models import UtcDateTime, blocklist_entries, calls, recordings
-from ivr.db.rows import OUTCOME_KEYS, START_KEYS, CallOutcome, CallStart, merged_rows, positional
+from ivr.db.rows import (
+    OUTCOME_KEYS,
+    START_KEYS,
+    CallOutcome,
+    CallStart,
+    merged_rows,
+    positional,
+    utc_text,
+)
 
 ROUTED = "route"
 
@@ -103,7 +111,11 @@ class PositionalCalls:
         for key in compiled.positiontup:
             column = calls.c.call_id if key == "b_call_id" else calls.c[key]
             default = column.default.arg if isinstance(column.default, ColumnDefault) else None
-            order.append((key, column.type.dialect_impl(dialect).bind_processor(dialect), default))
+            if isinstance(column.type, UtcDateTime) and dialect.name == "sqlite":
+                process: Any = utc_text  # the same text as its processors, compiled
+            else:
+                process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            order.append((key, process, default))
         return compiled.string, order
 
     def statements(

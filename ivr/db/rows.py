@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -119,6 +119,20 @@ def merged_rows(
         else:
             add_outcome(row, outcome)
     return rows, late
+
+
+def stored(at: datetime) -> str:
+    """A UTC datetime as SQLAlchemy stores it in SQLite: naive UTC text, which compares as
+    text in time order."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def utc_text(at: datetime | None) -> str | None:
+    """A `UtcDateTime` column's value for SQLite: what its two bind processors (the type's,
+    then SQLite's DATETIME) give, in one compiled step."""
+    return None if at is None else stored(at)
 
 
 # A statement's parameters in order: key, the column's bind processor (or None), its default.

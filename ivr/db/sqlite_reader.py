@@ -18,6 +18,7 @@ from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage
 from ivr.db.calls import UsageOf
 from ivr.db.engine import sqlite_file
+from ivr.db.rows import stored
 
 BUSY_TIMEOUT_MS = 50
 # The same statements as `ivr.db.calls.screening_facts` (test_sqlite_reader compares them).
@@ -30,11 +31,6 @@ _USAGE = (
     "count(CASE WHEN started_at >= ? THEN 1 END) FROM calls "
     "WHERE caller_e164 = ? AND started_at >= ? AND call_id != ?"
 )
-
-
-def stored(at: datetime) -> str:
-    """A UTC datetime as SQLAlchemy stores it in SQLite (naive text, so it compares as text)."""
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _loaded(text: str | None) -> datetime | None:
