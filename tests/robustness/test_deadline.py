@@ -101,6 +101,17 @@ async def _connect(handler: _Limited) -> tuple[AgiServer, asyncio.StreamReader, 
     return server, reader, writer
 
 
+async def _verbose_after_the_deadline(
+    handler: _Limited, reader: asyncio.StreamReader, writer: Any
+) -> None:
+    """The next line is the handler's command after its deadline; answer it, see it end."""
+    line = await asyncio.wait_for(reader.readline(), 2)
+    assert line == b'VERBOSE "after the deadline" 1\n'
+    writer.write(b"200 result=1\n")
+    await asyncio.wait_for(handler.done.wait(), 2)
+    assert [e for e, _ in handler.events] == ["deadline", "verbose sent"]
+
+
 async def test_the_handler_deadline_cuts_a_wait_and_its_late_reply_is_settled() -> None:
     """Past `limit`, the command awaited raises AgiDeadline though its own deadline (media,
     300 s) is far off; the connection stays open and its reply is awaited before the next
@@ -119,11 +130,7 @@ async def test_the_handler_deadline_cuts_a_wait_and_its_late_reply_is_settled() 
         assert 0.15 < handler.events[0][1] < 0.45
         assert not reader.at_eof() and len(handler.events) == 1  # waiting for the owed reply
         writer.write(b"200 result=0 endpos=1000\n")
-        line = await asyncio.wait_for(reader.readline(), 2)
-        assert line == b'VERBOSE "after the deadline" 1\n'
-        writer.write(b"200 result=1\n")
-        await asyncio.wait_for(handler.done.wait(), 2)
-        assert [e for e, _ in handler.events] == ["deadline", "verbose sent"]
+        await _verbose_after_the_deadline(handler, reader, writer)
     finally:
         writer.close()
         await server.close(grace=1)
@@ -137,11 +144,7 @@ async def test_a_command_after_the_handler_deadline_is_not_sent() -> None:
     handler = _Limited(0.1, slow_then_answer)
     server, reader, writer = await _connect(handler)
     try:
-        line = await asyncio.wait_for(reader.readline(), 2)
-        assert line == b'VERBOSE "after the deadline" 1\n'  # ANSWER never went out
-        writer.write(b"200 result=1\n")
-        await asyncio.wait_for(handler.done.wait(), 2)
-        assert [e for e, _ in handler.events] == ["deadline", "verbose sent"]
+        await _verbose_after_the_deadline(handler, reader, writer)  # ANSWER never went out
     finally:
         writer.close()
         await server.close(grace=1)
