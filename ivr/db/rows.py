@@ -8,7 +8,7 @@ with `vars()`, which compiled classes do not have.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,29 +40,8 @@ class CallOutcome:
     limit_s: int | None = None
 
 
-START_KEYS = (
-    "call_id",
-    "uniqueid",
-    "linkedid",
-    "caller_raw",
-    "caller_name",
-    "caller_e164",
-    "caller_class",
-    "dialled",
-    "started_at",
-    "channel",
-)
-OUTCOME_KEYS = (
-    "decision",
-    "reason",
-    "route",
-    "blocklist_entry_id",
-    "recording_path",
-    "ended_at",
-    "end_reason",
-    "duration_s",
-    "limit_s",
-)
+START_KEYS = tuple(f.name for f in fields(CallStart))
+OUTCOME_KEYS = tuple(f.name for f in fields(CallOutcome))
 
 
 def start_row(s: CallStart) -> dict[str, Any]:
