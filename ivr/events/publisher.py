@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections import deque
 from dataclasses import replace
@@ -13,8 +12,9 @@ import aiomqtt
 
 from ivr.config import MqttConfig
 from ivr.core.alerts import Alert, encode, topic
+from ivr.logs import Log
 
-log = logging.getLogger("ivr.alerts")
+log = Log("ivr.alerts")
 
 
 class AlertSink(Protocol):

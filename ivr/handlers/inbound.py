@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import re
 import secrets
 import sqlite3
@@ -32,11 +31,11 @@ from ivr.db.journal import CallJournal
 from ivr.db.rows import CallOutcome, CallStart
 from ivr.db.sqlite_reader import SqliteScreeningReader
 from ivr.events.publisher import AlertSink
-from ivr.logs import call_id_var
+from ivr.logs import Log, call_id_var
 from ivr.metrics import Metrics
 from ivr.prompts import sound_path
 
-log = logging.getLogger("ivr.inbound")
+log = Log("ivr.inbound")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Asterisk channel names (PJSIP/trunk-0000001a, Local/s@ctx-00000002;2): kept for AMI Redirect.
