@@ -3,6 +3,7 @@ source (the test suite refuses to run those)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from collections.abc import Iterator
@@ -75,3 +76,44 @@ def test_the_build_lists_every_compiled_module_by_its_source() -> None:
     paths = compiled.source_paths()
     assert len(paths) == len(compiled.MODULES)
     assert all((root / p).is_file() for p in paths)
+
+
+def _assigned(init: ast.FunctionDef) -> set[str]:
+    """The attributes `__init__` sets: `self.x = ...` and `object.__setattr__(self, "x", ...)`."""
+    names: set[str] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Assign):
+            names.update(
+                t.attr
+                for t in node.targets
+                if isinstance(t, ast.Attribute) and ast.unparse(t.value) == "self"
+            )
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) == "object.__setattr__":
+            name = node.args[1]
+            assert isinstance(name, ast.Constant)
+            names.add(name.value)
+    return names
+
+
+def test_hand_written_dataclass_inits_set_every_field() -> None:
+    """A dataclass in a compiled module may write its `__init__` out (mypyc compiles that one);
+    it must then set exactly the fields, or a field added later would be missing."""
+    checked = []
+    for source in compiled.source_paths():
+        tree = ast.parse(Path(source).read_text())
+        for cls in ast.walk(tree):
+            if not isinstance(cls, ast.ClassDef) or not any(
+                "dataclass" in ast.unparse(d) for d in cls.decorator_list
+            ):
+                continue
+            inits = [f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"]
+            if not inits:
+                continue
+            fields = {
+                f.target.id
+                for f in cls.body
+                if isinstance(f, ast.AnnAssign) and isinstance(f.target, ast.Name)
+            }
+            assert _assigned(inits[0]) == fields, f"{source}: {cls.name}"
+            checked.append(cls.name)
+    assert {"StreamResult", "CallStart", "CallOutcome", "Watch"} <= set(checked)

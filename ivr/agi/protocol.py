@@ -41,6 +41,14 @@ class AgiEnvironment:
     junk_lines: int = 0
     duplicate_keys: tuple[str, ...] = ()
 
+    # Written out so that mypyc compiles it (the generated one runs interpreted).
+    def __init__(
+        self, values: Mapping[str, str], junk_lines: int = 0, duplicate_keys: tuple[str, ...] = ()
+    ) -> None:
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "junk_lines", junk_lines)
+        object.__setattr__(self, "duplicate_keys", duplicate_keys)
+
     def get(self, key: str, default: str = "") -> str:
         """Value of `agi_<key>` (or the full key), or `default`."""
         full = key if key.startswith("agi_") else f"agi_{key}"
@@ -93,6 +101,10 @@ class Reply:
 @dataclass(frozen=True)
 class EnvironmentReceived:
     env: AgiEnvironment
+
+    # Written out so that mypyc compiles it (the generated one runs interpreted).
+    def __init__(self, env: AgiEnvironment) -> None:
+        object.__setattr__(self, "env", env)
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,20 @@ class AgiParser:
     _awaiting: bool = False
     _usage: list[str] | None = None
     _accept: Callable[[Reply], bool] | None = None
+
+    # Written out so that mypyc compiles it (the generated one runs interpreted).
+    def __init__(
+        self,
+        max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self.max_env_bytes = max_env_bytes
+        self.max_line_bytes = max_line_bytes
+        self._buf = bytearray()
+        self._in_env = True
+        self._awaiting = False
+        self._usage = None
+        self._accept = None
 
     @property
     def environment_done(self) -> bool:

@@ -83,6 +83,12 @@ class StreamResult:
     digit: str | None
     endpos: int
 
+    # Written out so that mypyc compiles it (the generated one runs interpreted).
+    def __init__(self, missing: bool, digit: str | None, endpos: int) -> None:
+        object.__setattr__(self, "missing", missing)
+        object.__setattr__(self, "digit", digit)
+        object.__setattr__(self, "endpos", endpos)
+
 
 class AgiConnection(asyncio.Protocol):
     """Feeds socket bytes to the parser and hands replies to the waiting command."""

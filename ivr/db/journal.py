@@ -43,6 +43,11 @@ class _Outcome:
     call_id: str
     outcome: CallOutcome
 
+    # Written out so that mypyc compiles it (the generated one runs interpreted).
+    def __init__(self, call_id: str, outcome: CallOutcome) -> None:
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "outcome", outcome)
+
 
 _Op = CallStart | _Outcome | TalkReport | Closed
 

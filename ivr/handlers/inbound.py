@@ -77,6 +77,12 @@ class _Result:
     warning_s: int | None = None
     screened: str | None = None  # the screening reason, for the metrics
 
+    # Written out so that mypyc compiles it (the generated one runs interpreted).
+    def __init__(self) -> None:
+        self.decision = self.reason = self.route = self.recording = self.screened = None
+        self.entry_id = self.limit_s = self.warning_s = None
+        self.hung_up = False
+
 
 class InboundHandler:
     """One instance serves every call; per-call state lives in locals."""
