@@ -164,7 +164,7 @@ def build_app(
         allow=a.allow,
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
-        observe=metrics.observe_handler,
+        observe=metrics.tallies.observe_handler,
     )
     storage = build_storage(cfg)
     handoff = Handoff(engine, cfg, storage, alerts, clock)

@@ -38,6 +38,7 @@ MODULES = (
     "ivr.logs",
     "ivr.names",
     "ivr.prompts",
+    "ivr.tally",
 )
 
 

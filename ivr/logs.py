@@ -143,7 +143,7 @@ class Log:
         handler = _only_handler(logger, level)
         if handler is not None:
             fmt = handler.formatter
-            if isinstance(fmt, JsonLineFormatter) and not (args and isinstance(args[0], Mapping)):
+            if isinstance(fmt, JsonLineFormatter) and not (args and _mapping(args[0])):
                 try:
                     line = fmt.line(
                         time.time(),
@@ -154,11 +154,17 @@ class Log:
                     )
                     with handler.lock:  # type: ignore[union-attr]  # made by Handler.__init__
                         handler.stream.write(line + handler.terminator)
-                        handler.flush()
+                        handler.stream.flush()
                     return
                 except Exception:  # noqa: S110 - logging reports it, as for any record
                     pass
         logger.log(level, msg, *args)
+
+
+def _mapping(arg: object) -> bool:
+    """Whether logging would take `arg` as a mapping of named arguments (an ABC check, which
+    is slow, only for what is not a plain value)."""
+    return not isinstance(arg, (str, int, float)) and isinstance(arg, Mapping)
 
 
 def _only_handler(logger: logging.Logger, level: int) -> logging.StreamHandler[TextIO] | None:

@@ -1,7 +1,7 @@
 """Prometheus metrics: calls by decision, AGI handler latency, and the state of the queues.
 
-Counters and histograms are updated where things happen; gauges are read from the running parts at
-scrape time, so they can never drift from the truth.
+Calls count into `ivr.tally` where things happen; everything, those counts included, is read at
+scrape time, so gauges can never drift from the truth.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from ivr.tally import CallTallies
 
 # From a fast screening decision (~ms) to a whole call in the menu (~minutes).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -27,55 +30,58 @@ class _Gauges(Collector):
             yield family(name.removesuffix("_total"), doc, value=value())
 
 
+class _Calls(Collector):
+    """The call tallies as Prometheus families."""
+
+    def __init__(self, tallies: CallTallies) -> None:
+        self._t = tallies
+        # The `le` labels as prometheus_client writes them (1 -> "1.0").
+        bounds = [floatToGoString(b) for b in tallies.bounds]  # type: ignore[no-untyped-call]
+        self._les = [*bounds, "+Inf"]
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        t = self._t
+        calls = CounterMetricFamily(
+            "ivr_calls",
+            "Inbound calls by the guard's decision (route, hangup, abandoned) and screening.",
+            labels=["decision", "screen"],
+        )
+        # list(): one step under the GIL, while the event loop's thread goes on counting.
+        for (decision, screen), n in list(t.calls.items()):
+            calls.add_metric([decision, screen], n)
+        yield calls
+        for name, doc, by_script in (
+            (
+                "ivr_agi_handler_seconds",
+                "Time an AGI script's handler ran, audio included.",
+                t.handler,
+            ),
+            (
+                "ivr_agi_first_command_seconds",
+                "From the end of Asterisk's AGI environment to the guard's first command.",
+                t.first_command,
+            ),
+        ):
+            family = HistogramMetricFamily(name, doc, labels=["script"])
+            for script, h in list(by_script.items()):
+                counts, total = h.cumulative()
+                family.add_metric(
+                    [script],
+                    [(le, n) for le, n in zip(self._les, counts, strict=True)],
+                    sum_value=total,
+                )
+            yield family
+
+
 class Metrics:
     """One registry per service (so two services in one process never share figures)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.calls = Counter(
-            "ivr_calls",
-            "Inbound calls by the guard's decision (route, hangup, abandoned) and screening.",
-            ["decision", "screen"],
-            registry=self.registry,
-        )
-        self.handler_seconds = Histogram(
-            "ivr_agi_handler_seconds",
-            "Time an AGI script's handler ran, audio included.",
-            ["script"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.first_command_seconds = Histogram(
-            "ivr_agi_first_command_seconds",
-            "From the end of Asterisk's AGI environment to the guard's first command.",
-            ["script"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        # What calls count, compiled (`ivr.tally`); read here at scrape time.
+        self.tallies = CallTallies(LATENCY_BUCKETS)
+        self.registry.register(_Calls(self.tallies))
         self._server: WSGIServer | None = None
-        # Children by label values, found once: `labels()` takes a lock and builds a key each
-        # time, and every call passes here. The values are few (scripts, decisions, reasons).
-        self._calls: dict[tuple[str, str], Counter] = {}
-        self._handler: dict[str, tuple[Histogram, Histogram]] = {}
-
-    def count_call(self, decision: str, screen: str) -> None:
-        """One inbound call ended with `decision` after `screen`."""
-        child = self._calls.get((decision, screen))
-        if child is None:
-            child = self._calls[decision, screen] = self.calls.labels(decision, screen)
-        child.inc()
-
-    def observe_handler(self, script: str, total: float, first: float | None) -> None:
-        """A handler ran `total` seconds, `first` of them before its first command."""
-        pair = self._handler.get(script)
-        if pair is None:
-            pair = self._handler[script] = (
-                self.handler_seconds.labels(script),
-                self.first_command_seconds.labels(script),
-            )
-        pair[0].observe(total)
-        if first is not None:
-            pair[1].observe(first)
 
     def gauges(self, read: dict[str, tuple[str, Callable[[], float]]]) -> None:
         """Register values read at scrape time: name → (help, reader)."""

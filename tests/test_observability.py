@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import names
 from ivr.logs import formatter
+from ivr.metrics import LATENCY_BUCKETS, Metrics
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
 from tests.test_cli import _env, _free_port, _run, serving
 
@@ -85,6 +87,39 @@ async def test_serve_logs_json_lines_with_the_call_id(tmp_path: Path) -> None:
     assert any(x["message"].startswith(f"call {call_id} ") for x in about_call), lines
     assert all(x["call_id"] in (None, call_id) for x in lines)
     assert all(line.isascii() for line in rest.splitlines())
+
+
+def _samples(
+    registry: CollectorRegistry, name: str
+) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return sorted(
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in registry.collect()
+        if family.name == name
+        for s in family.samples
+        if not s.name.endswith("_created")
+    )
+
+
+def test_handler_times_are_bucketed_as_prometheus_client_does() -> None:
+    """Our compiled tallies, scraped, give the samples prometheus_client's Histogram gives."""
+    ours = Metrics()
+    theirs = CollectorRegistry()
+    reference = Histogram(
+        "ivr_agi_handler_seconds", "", ["script"], buckets=LATENCY_BUCKETS, registry=theirs
+    )
+    # On a bound, just above one, beyond the last, zero.
+    for value in (0.0, 0.001, 0.0010001, 0.0025, 2.5, 59.99, 60.0, 61.0, 1e9):
+        ours.tallies.observe_handler("inbound", value, None)
+        reference.labels("inbound").observe(value)
+    ours.tallies.observe_handler("hangup", 0.02, 0.01)
+    reference.labels("hangup").observe(0.02)
+    assert _samples(ours.registry, "ivr_agi_handler_seconds") == _samples(
+        theirs, "ivr_agi_handler_seconds"
+    )
+    first = _samples(ours.registry, "ivr_agi_first_command_seconds")
+    assert ("ivr_agi_first_command_seconds_count", (("script", "hangup"),), 1.0) in first
+    assert ("ivr_agi_first_command_seconds_count", (("script", "inbound"),), 0.0) in first
 
 
 def test_json_line_formatter_fields_time_and_tracebacks() -> None:

@@ -89,6 +89,9 @@ def store_calls(
 Statement = tuple[str, list[tuple[Any, ...]]]  # driver SQL and its parameter rows
 
 
+_ROW_KEYS = frozenset([*START_KEYS, *OUTCOME_KEYS, "b_call_id"])
+
+
 class PositionalCalls:
     """`store_calls` as driver statements, for the SQLite journal.
 
@@ -115,6 +118,9 @@ class PositionalCalls:
                 process: Any = utc_text  # the same text as its processors, compiled
             else:
                 process = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if key not in _ROW_KEYS and process is not None:
+                # No row carries it (`legal_hold`): its default, processed once here.
+                default, process = process(default), None
             order.append((key, process, default))
         return compiled.string, order
 

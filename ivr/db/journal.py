@@ -118,8 +118,9 @@ class CallJournal:
             )
             return
         self._pending.append(op)
-        self._idle.clear()
-        self._wake.set()
+        if len(self._pending) == 1:  # else the writer is already awake, and flush() waits
+            self._idle.clear()
+            self._wake.set()
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until every queued write is in the database."""

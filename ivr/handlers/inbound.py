@@ -261,7 +261,7 @@ class InboundHandler:
             return
         outcome = await self._run_menu(session)
         if isinstance(outcome, menu.Routed):
-            res.route, res.reason = outcome.route, Reason.MENU.value
+            res.route, res.reason = outcome.route, str(Reason.MENU)
             await self._play(session, "transferring")
         else:
             res.reason = f"menu-{outcome.last}"
@@ -286,7 +286,7 @@ class InboundHandler:
             caller_raw=caller.raw,
             caller_name=kept(env.get("calleridname"), MAX_RAW_KEPT),
             caller_e164=caller.e164,
-            caller_class=caller.cls.value,
+            caller_class=str(caller.cls),
             dialled=self._dialled(session)[:32],
             started_at=now,
             channel=channel if SAFE_CHANNEL.match(channel) else None,
@@ -324,7 +324,7 @@ class InboundHandler:
             )
             self._journal.record_outcome(call_id, outcome)
             if self._metrics is not None:
-                self._metrics.count_call(outcome.decision or "none", res.screened or "none")
+                self._metrics.tallies.count_call(outcome.decision or "none", res.screened or "none")
 
     async def _screen_and_run(
         self, session: AgiSession, start: CallStart, caller: Caller, res: _Result
@@ -343,7 +343,7 @@ class InboundHandler:
             assessment,
             self._cap_routing,
         )
-        res.screened = res.reason = scr.reason.value
+        res.screened = res.reason = str(scr.reason)
         res.entry_id = scr.entry_id
         if scr.reason is Reason.DAILY_LIMIT and scr.route:
             res.limit_s = self._caps.per_call_s  # the escalation team gets the per-call cap
@@ -356,8 +356,8 @@ class InboundHandler:
             "call %s uniqueid=%s class=%s screen=%s",
             call_id,
             start.uniqueid,
-            caller.cls.value,
-            scr.reason.value,
+            caller.cls,
+            scr.reason,
         )
         if session.tainted and not session.resynced:  # junk arrived during the lookup
             await session.resync()
