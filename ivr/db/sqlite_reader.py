@@ -33,6 +33,17 @@ _USAGE = (
 )
 
 
+_BLOCK_SQL: dict[int, str] = {}
+
+
+def _block_sql(n: int) -> str:
+    """`_BLOCK` for `n` patterns (one length or two a deployment: few texts, kept)."""
+    sql = _BLOCK_SQL.get(n)
+    if sql is None:
+        sql = _BLOCK_SQL[n] = _BLOCK.format(", ".join("?" * n))
+    return sql
+
+
 def _loaded(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -44,6 +55,7 @@ class SqliteScreeningReader:
         self._uri = Path(path).absolute().as_uri() + "?mode=ro"
         self._busy_timeout_ms = busy_timeout_ms
         self._db: sqlite3.Connection | None = None
+        self._day = (datetime.min.replace(tzinfo=UTC), "")
 
     @classmethod
     def for_url(cls, url: str) -> SqliteScreeningReader | None:
@@ -78,7 +90,7 @@ class SqliteScreeningReader:
         db = self._conn()
         entries: list[BlockEntry] = []
         if patterns:
-            sql = _BLOCK.format(", ".join("?" * len(patterns)))
+            sql = _block_sql(len(patterns))
             for id_, pattern, is_prefix, status, expires_at, action in db.execute(sql, patterns):
                 entries.append(
                     BlockEntry(
@@ -93,7 +105,9 @@ class SqliteScreeningReader:
         if usage_of is None:
             return entries, None
         e164, day_start, window_start, exclude = usage_of
-        day, window = stored(day_start), stored(window_start)
+        if day_start != self._day[0]:  # the same day's start for every call of the day
+            self._day = (day_start, stored(day_start))
+        day, window = self._day[1], stored(window_start)
         talk, n = db.execute(_USAGE, (day, window, e164, min(day, window), exclude)).fetchone()
         return entries, Usage(float(talk or 0.0), int(n or 0))
 
