@@ -113,9 +113,9 @@ class Log:
     """A logger for the per-call path: `logging.Logger`'s methods, and the same lines.
 
     When a record would reach nothing but our own JSON handler (as under `ivr serve`), the line
-    is formatted and written here, without a `LogRecord` and the handler chain: through
-    `logging` a line took about 40 µs of a call's 280 µs in the in-process harness. Anything
-    else (another handler, as pytest's, a filter, text lines, an error) goes through `logging`.
+    is formatted and written here, without a `LogRecord` and the handler chain (14,000 fewer
+    instructions a call, of a million). Anything else (another handler, as pytest's, a filter,
+    text lines, an error) goes through `logging`.
     """
 
     def __init__(self, name: str) -> None:
