@@ -102,10 +102,8 @@ _ours: list[logging.StreamHandler[TextIO]] = []
 
 
 _LEVEL_NAMES = {
-    logging.DEBUG: "DEBUG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARNING",
-    logging.ERROR: "ERROR",
+    level: logging.getLevelName(level)
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
 }
 
 

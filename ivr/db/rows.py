@@ -90,6 +90,7 @@ class CallOutcome:
 
 START_KEYS = tuple(f.name for f in fields(CallStart))
 OUTCOME_KEYS = tuple(f.name for f in fields(CallOutcome))
+_NO_OUTCOME: dict[str, Any] = dict.fromkeys(OUTCOME_KEYS)
 
 
 def start_row(s: CallStart) -> dict[str, Any]:
@@ -105,15 +106,7 @@ def start_row(s: CallStart) -> dict[str, Any]:
         "dialled": s.dialled,
         "started_at": s.started_at,
         "channel": s.channel,
-        "decision": None,
-        "reason": None,
-        "route": None,
-        "blocklist_entry_id": None,
-        "recording_path": None,
-        "ended_at": None,
-        "end_reason": None,
-        "duration_s": None,
-        "limit_s": None,
+        **_NO_OUTCOME,
     }
 
 
