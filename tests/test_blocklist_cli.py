@@ -27,7 +27,8 @@ def setup(
     database = f'[database]\nurl = "{url}"\n' if url else ""
     cfg = tmp_path / "ivr.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n{database}[supervisors]\n{people}\n')
-    env = dict(os.environ, IVR_CONFIG=str(cfg))
+    # A fixed day: the expiry dates written below stay in the future whatever today is.
+    env = dict(os.environ, IVR_CONFIG=str(cfg), IVR_CLOCK="fixed:2026-11-24T10:00:00+09:00")
     env.pop("IVR_DATA_DIR", None)
     assert _run(["db", "upgrade"], env).returncode == 0
     return env

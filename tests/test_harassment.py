@@ -115,7 +115,13 @@ def cli_env(tmp_path: Path, svc: Service, ami_port: int, mqtt_port: int) -> dict
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
         f'[supervisors]\n{ME} = "supervisor"\n'
     )
-    env = dict(os.environ, IVR_CONFIG=str(cfg), IVR_AMI_SECRET="s3cret")
+    # The CLI reads the service's clock, as it would in production from the same environment.
+    env = dict(
+        os.environ,
+        IVR_CONFIG=str(cfg),
+        IVR_AMI_SECRET="s3cret",
+        IVR_CLOCK=f"fixed:{svc.clock.now().isoformat()}",
+    )
     env.pop("IVR_DATA_DIR", None)
     return env
 

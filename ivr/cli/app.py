@@ -16,10 +16,10 @@ from ivr.cli import callers as callers_cli
 from ivr.cli import calls as calls_cli
 from ivr.cli import prompts as prompts_cli
 from ivr.cli import recordings as recordings_cli
-from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, err, out
+from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, clock, err, out
 from ivr.cli.common import load as _load
 from ivr.cli.doctor import doctor
-from ivr.clock import FixedClock, SystemClock
+from ivr.clock import FixedClock
 from ivr.config import Config, parse_hostport
 from ivr.logs import setup_logging
 
@@ -60,6 +60,7 @@ def serve(
             err.print(f"--agi-listen: {exc}")
             raise typer.Exit(EXIT_CONFIG) from None
         cfg = cfg.model_copy(update={"agi": cfg.agi.model_copy(update={"listen": agi_listen})})
+    now_clock = clock()
     _logging(cfg)
 
     async def main() -> None:
@@ -67,7 +68,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_serve(cfg, stop, freeze=True)
+        await run_serve(cfg, stop, clock=now_clock, freeze=True)
 
     try:
         uvloop.run(main())  # libuv's loop: 40 % more calls per second than asyncio's (bench/)
@@ -170,15 +171,15 @@ def simulate(
         else ()
     )
     call = SimulatedCall(caller, name, presentation, keys, dialled, hangup_during)
-    clock = FixedClock(when) if when else SystemClock()
+    sim_clock = FixedClock(when) if when else clock()
     logging.basicConfig(level=logging.ERROR)
     try:
-        record, _ = asyncio.run(run_simulation(cfg, call, clock, use_configured_db=use_db))
+        record, _ = asyncio.run(run_simulation(cfg, call, sim_clock, use_configured_db=use_db))
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(EXIT_SCHEMA) from None
     out.print(
-        f"call from {caller!r} ({presentation}) at {clock.now().isoformat()}", highlight=False
+        f"call from {caller!r} ({presentation}) at {sim_clock.now().isoformat()}", highlight=False
     )
     describe(record, cfg, catalog(), lambda line: out.print(line, highlight=False, markup=False))
 

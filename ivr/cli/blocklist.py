@@ -12,7 +12,6 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
-from ivr.clock import SystemClock
 from ivr.config import Config
 from ivr.core.blocklist import EntryStatus
 from ivr.core.categories import BY_CODE, CATEGORIES
@@ -30,7 +29,7 @@ T = TypeVar("T")
 
 def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: bool) -> T:
     async def main(engine: AsyncEngine) -> T:
-        svc = BlocklistService(engine, cfg, SystemClock())
+        svc = BlocklistService(engine, cfg, c.clock())
         if sweep:
             await svc.sweep()
         try:

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
-from ivr.clock import SystemClock
 from ivr.core import caps
 from ivr.core.blocklist import candidate_patterns, match
 from ivr.core.caller import normalise
@@ -33,7 +32,7 @@ def show(
     e164 = normalise(number, cfg.screening.region)
     if e164 is None:
         raise c.fail(f"not a phone number: {number!r}", c.EXIT_INVALID)
-    now = SystemClock().now()
+    now = c.clock().now()
     policy = cfg.caps.policy(cfg.screening.region)
     day, window = caps.usage_since(now, cfg.hours.zone(), policy)
 

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.ami.client import AmiClient, AmiError
 from ivr.calls.ending import CallEnder, EndRequest, EndResult
 from ivr.cli import common as c
-from ivr.clock import SystemClock
 from ivr.core.review import ReviewError
 from ivr.db import calls as calls_repo
 from ivr.events.publisher import AlertPublisher
@@ -29,7 +28,7 @@ LIVE_WINDOW = timedelta(hours=24)  # no call lasts longer than its cap; older op
 def active(config: c.ConfigOpt = None, json: c.JsonOpt = False) -> None:
     """Calls routed to an agent and not yet ended: elapsed time and cap."""
     cfg = c.load(config)
-    now = SystemClock().now()
+    now = c.clock().now()
 
     async def work(engine: AsyncEngine) -> list[dict[str, Any]]:
         async with engine.connect() as conn:
@@ -101,7 +100,7 @@ def end(
     async def work(engine: AsyncEngine) -> tuple[EndResult, AlertPublisher]:
         from ivr.app import ami_settings
 
-        clock = SystemClock()
+        clock = c.clock()
         alerts = AlertPublisher(cfg.mqtt)
         ender = CallEnder(engine, cfg, BlocklistService(engine, cfg, clock), alerts, clock)
         await ender.live_call(call_id)  # before connecting anywhere

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ivr.clock import Clock, clock_from_env
 from ivr.config import Config, ConfigError, load_config
 from ivr.core.review import Actor, ReviewError, resolve_actor
 from ivr.paths import prompts_dir
@@ -53,6 +54,15 @@ EXIT_BY_KIND = {
 }
 
 T = TypeVar("T")
+
+
+def clock() -> Clock:
+    """The clock of every command: `IVR_CLOCK` (as `ivr serve` reads it), else the system's."""
+    try:
+        return clock_from_env(os.environ)
+    except ValueError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
 
 
 def actor(cfg: Config, as_: str | None) -> Actor:

@@ -12,7 +12,6 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
-from ivr.clock import SystemClock
 from ivr.config import Config
 from ivr.core.caller import normalise
 from ivr.core.review import ReviewError
@@ -25,7 +24,7 @@ T = TypeVar("T")
 
 def _run(cfg: Config, work: Callable[[RecordingService], Awaitable[T]]) -> T:
     async def main(engine: AsyncEngine) -> T:
-        svc = RecordingService(engine, build_storage(cfg), SystemClock())
+        svc = RecordingService(engine, build_storage(cfg), c.clock())
         try:
             return await work(svc)
         except ReviewError as exc:
