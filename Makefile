@@ -14,6 +14,11 @@ HEADERS := $(BIN)/python -c 'import os, sys, sysconfig; \
 	sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
 SO := find ivr -name '*.cpython-*.so'
 
+# The real-Asterisk tests (tests/asterisk/): an Asterisk 22 source tarball, built once and cached
+# in ~/.cache/ivr-guard; or IVR_TEST_ASTERISK=/path/to/asterisk. Without either they are skipped.
+ASTERISK_TARBALL ?= $(wildcard ../shared/asterisk22/asterisk-22.10.1.tar.gz)
+export ASTERISK_TARBALL
+
 .PHONY: run test venv lint test-servers bench compile
 
 $(BIN)/python:

@@ -201,7 +201,8 @@ class ScreeningConfig(_Model):
 
 class RecordingConfig(_Model):
     spool_dir: str = "/var/spool/asterisk/monitor/ivr-guard"
-    mixmonitor_options: Annotated[str, Field(pattern=r"^[a-zA-Z]*$")] = "b"
+    # No "b": the recording starts before the notices, as evidence the caller heard them.
+    mixmonitor_options: Annotated[str, Field(pattern=r"^[a-zA-Z]*$")] = ""
     enabled: bool = True
 
     @field_validator("spool_dir")

@@ -99,7 +99,31 @@ def _first(problems: list[str]) -> str:
     return problems[0] + more
 
 
-async def check_ami(cfg: Config) -> Finding:
+async def _dialplan_spool(client: AmiClient, cfg: Config) -> Finding | None:
+    """The dialplan's IVR_GUARD_SPOOL (fail-open recordings) against recording.spool_dir: the
+    hand-off only looks in the latter, so a recording written elsewhere is never stored."""
+    if not cfg.recording.enabled:
+        return None
+    try:
+        reply = await client.action("Getvar", {"Variable": "IVR_GUARD_SPOOL"})
+    except AmiError as exc:
+        return Finding("dialplan spool", "fail", f"cannot read IVR_GUARD_SPOOL over AMI: {exc}")
+    value = str(reply.get("Value") or "").rstrip("/")
+    if not value:
+        return Finding(
+            "dialplan spool", "warn", "IVR_GUARD_SPOOL is not set in Asterisk's [globals] (or "
+            "this AMI user may not read it): fail-open calls may be recorded where the service "
+            "never looks"
+        )  # fmt: skip
+    if value != cfg.recording.spool_dir.rstrip("/"):
+        return Finding(
+            "dialplan spool", "fail", f"IVR_GUARD_SPOOL is {value!r} but recording.spool_dir is "
+            f"{cfg.recording.spool_dir!r}: they must be the same folder"
+        )  # fmt: skip
+    return Finding("dialplan spool", "ok", f"IVR_GUARD_SPOOL = recording.spool_dir ({value})")
+
+
+async def check_ami(cfg: Config) -> Finding | list[Finding]:
     if not cfg.ami.host:
         return Finding("AMI", "off", "[ami] host is not set: no cap timers at answer, no Redirect")
     where = f"{cfg.ami.host}:{cfg.ami.port}"
@@ -130,7 +154,9 @@ async def check_ami(cfg: Config) -> Finding:
                 "AMI", "fail", f"logged in, but CoreShowChannels failed ({exc}): "
                 "the user needs write=call,reporting and read=call,cdr"
             )  # fmt: skip
-        return Finding("AMI", "ok", f"logged in to {where} as {cfg.ami.username}")
+        spool = await _dialplan_spool(client, cfg)
+        ok = Finding("AMI", "ok", f"logged in to {where} as {cfg.ami.username}")
+        return ok if spool is None else [ok, spool]
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -194,5 +220,8 @@ async def run_checks(cfg: Config, catalog: PromptCatalog) -> list[Finding]:
     findings.append(await check_database(cfg))
     findings += check_prompts(cfg, catalog)
     findings.append(check_spool(cfg))
-    findings += [await check_storage(cfg), await check_ami(cfg), await check_broker(cfg)]
+    findings.append(await check_storage(cfg))
+    ami = await check_ami(cfg)
+    findings += ami if isinstance(ami, list) else [ami]
+    findings.append(await check_broker(cfg))
     return findings

@@ -15,7 +15,9 @@ CONTEXT_HANGUP = "ivr-guard-hangup"
 CONTEXT_FEATURE = "ivr-guard-feature-harassment"
 CONTEXT_HARASSMENT_END = "ivr-guard-harassment-end"  # AMI Redirect target: prompt, hang up
 CONTEXT_END = "ivr-guard-end"  # AMI Redirect target for a plain end: goodbye, hang up
+CONTEXT_ANSWERED = "ivr-guard-answered"  # Dial U(): the agent's leg answered
 CONTEXTS = (
+    CONTEXT_ANSWERED,
     CONTEXT_INBOUND,
     CONTEXT_FAILOPEN,
     CONTEXT_HANGUP,
@@ -25,6 +27,10 @@ CONTEXTS = (
 )
 # The features.conf applicationmap entry the dialplan enables on routed calls.
 FEATURE_HARASSMENT = "ivrguard-harassment"
+
+# Set by the dialplan before the inbound script: the number the caller dialled. Also passed as
+# the script's first argument; read back when a caller's name broke the argument lines.
+VAR_DIALLED = "IVR_DIALLED"
 
 # Channel variables the inbound handler sets and the dialplan reads.
 VAR_DECISION = "IVR_DECISION"  # "route", "hangup" or "failopen"

@@ -118,7 +118,7 @@ async def test_the_fourth_call_in_24_hours_takes_the_repeat_action(
     if action == "route":
         assert rec.commands[:5] == [
             "ANSWER",
-            'EXEC MixMonitor "/var/spool/asterisk/monitor/ivr-guard/call0004.wav,b"',
+            'EXEC MixMonitor "/var/spool/asterisk/monitor/ivr-guard/call0004.wav"',
             stream("recording-notice"),
             stream("harassment-policy"),
             stream("repeat-limit"),
@@ -151,7 +151,9 @@ async def test_exempt_numbers_are_never_capped(make_service: Any) -> None:
     assert "call0003" not in {w.call_id for w in svc.app.monitor._by_id.values()}
 
 
-async def test_a_duplicated_hangup_or_cdr_counts_once(make_service: Any, fake_ami: Any) -> None:
+async def test_a_duplicated_hangup_or_bridge_report_counts_once(
+    make_service: Any, fake_ami: Any
+) -> None:
     svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
     await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
     rec = await call(svc, 1)
@@ -159,9 +161,10 @@ async def test_a_duplicated_hangup_or_cdr_counts_once(make_service: Any, fake_am
     await svc.app.journal.flush()
     await hang_up(svc, "call0001", "600")
     await hang_up(svc, "call0001", "600")  # the handler ran twice
-    cdr = cdr_event("1795352271.1", billsec=640)
-    await fake_ami.server.send(cdr + cdr)  # and AMI reports the same call, twice
-    await until(lambda: svc.app.journal.written >= 4)
+    uid = "1795352271.1"
+    events = bridge_event(uid, "BridgeEnter") + bridge_event(uid, "BridgeLeave")
+    await fake_ami.server.send(events + hangup_event(uid) + hangup_event(uid))  # and AMI, twice
+    await until(lambda: svc.app.journal.written >= 3)
     await svc.app.journal.flush()
     r = await row(svc, "call0001")
     assert (r["talk_s"], r["talk_source"]) == (600, "hangup-handler")
@@ -169,58 +172,51 @@ async def test_a_duplicated_hangup_or_cdr_counts_once(make_service: Any, fake_am
     assert limits(rec) == ("3000000", "60000")  # 60 min less the 10 counted once
 
 
-async def test_the_cdr_counts_when_the_hangup_handler_never_reported(
+async def test_bridge_events_count_when_the_hangup_handler_never_reported(
     make_service: Any, fake_ami: Any
 ) -> None:
     svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
     await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
     await call(svc, 1)
     await svc.app.journal.flush()
-    hangup = frame(
-        [
-            ("Event", "Hangup"),
-            ("Privilege", "call,all"),
-            ("Channel", "Local/s@ivr-in-00000002;2"),
-            ("Uniqueid", "1795352271.1"),
-            ("Linkedid", "1795352271.0"),
-            ("Cause", "16"),
-            ("Cause-txt", "Normal Clearing"),
-        ]
-    )
-    await fake_ami.server.send(cdr_event("1795352271.1", billsec=900) + hangup + hangup)
+    uid = "1795352271.1"
+    await fake_ami.server.send(bridge_event(uid, "BridgeEnter"))
+    await until(lambda: uid in svc.app.reactor._talk)
+    svc.clock.at += timedelta(seconds=900)  # 15 minutes with the agent
+    await fake_ami.server.send(bridge_event(uid, "BridgeLeave") + hangup_event(uid))
     await until(lambda: len(svc.app.monitor) == 0)
     await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
     r = await row(svc, "call0001")
-    # The Cdr comes before the Hangup (as in the captures): it ends the row, the Hangup is a no-op.
-    assert (r["talk_s"], r["talk_source"], r["end_reason"]) == (900, "ami-cdr", "completed")
+    assert (r["talk_s"], r["talk_source"], r["end_reason"]) == (900, "ami-bridge", "hangup-16")
     await hang_up(svc, "call0001", "880")  # a late handler report changes nothing
     assert (await row(svc, "call0001"))["talk_s"] == 900
 
 
-def cdr_event(uniqueid: str, *, billsec: int, disposition: str = "ANSWERED") -> bytes:
-    """A Cdr as cdr_manager sends it (fields as in ../shared/asterisk22/ami-events.raw)."""
+def bridge_event(uniqueid: str, name: str) -> bytes:
+    """`BridgeEnter` or `BridgeLeave` of the caller's channel, as Asterisk 22 sends it."""
     return frame(
         [
-            ("Event", "Cdr"),
-            ("Privilege", "cdr,all"),
-            ("AccountCode", ""),
-            ("Source", NUMBER),
-            ("Destination", "guard"),
-            ("DestinationContext", "ivr-guard-inbound"),
-            ("CallerID", f'"Taro" <{NUMBER}>'),
+            ("Event", name),
+            ("Privilege", "call,all"),
+            ("BridgeUniqueid", "5f1b7c5e-9a59-4bd6-8a8b-3c1f0e0a0b01"),
+            ("BridgeType", "basic"),
             ("Channel", "Local/s@ivr-in-00000002;2"),
-            ("DestinationChannel", "PJSIP/sales-00000007"),
-            ("LastApplication", "Dial"),
-            ("LastData", "PJSIP/sales,30,L(3600000:60000)"),
-            ("StartTime", "2026-11-24 10:00:00"),
-            ("AnswerTime", "2026-11-24 10:00:05"),
-            ("EndTime", "2026-11-24 10:15:05"),
-            ("Duration", str(billsec + 5)),
-            ("BillableSeconds", str(billsec)),
-            ("Disposition", disposition),
-            ("AMAFlags", "DOCUMENTATION"),
-            ("UniqueID", uniqueid),
-            ("UserField", ""),
+            ("Uniqueid", uniqueid),
+            ("Linkedid", "1795352271.0"),
+        ]
+    )
+
+
+def hangup_event(uniqueid: str) -> bytes:
+    return frame(
+        [
+            ("Event", "Hangup"),
+            ("Privilege", "call,all"),
+            ("Channel", "Local/s@ivr-in-00000002;2"),
+            ("Uniqueid", uniqueid),
+            ("Linkedid", "1795352271.0"),
+            ("Cause", "16"),
+            ("Cause-txt", "Normal Clearing"),
         ]
     )
 
@@ -265,9 +261,8 @@ async def test_calls_that_ended_while_ami_was_away_are_closed_on_reconnect(
     r1, r2 = await row(svc, "call0001"), await row(svc, "call0002")
     assert (r1["end_reason"], r1["talk_s"]) == ("ended-unobserved", None)
     assert r2["ended_at"] is None
-    # The Cdr that arrives late still counts the talk time.
-    await fake_ami.server.send(cdr_event("1795352271.1", billsec=300))
-    await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
+    # Its bridge was never seen: no talk time can be counted from AMI.
+    await fake_ami.server.send(hangup_event("1795352271.1"))
     assert (await row(svc, "call0001"))["end_reason"] == "ended-unobserved"
 
 

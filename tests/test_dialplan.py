@@ -63,12 +63,21 @@ def test_dialplan_agrees_with_names() -> None:
         assert f"/{script}," in text, f"AGI script {script} not called"
     for var in (names.VAR_DECISION, names.VAR_DIAL, names.VAR_DIAL_TIMEOUT):
         assert "${" + var + "}" in text
-    assert f"__DYNAMIC_FEATURES={names.FEATURE_HARASSMENT})" in text
+    # The feature code is enabled on the agent's leg only (Dial's U() routine), never inherited
+    # from the caller's channel, where the caller could press it.
+    assert f"Set(DYNAMIC_FEATURES={names.FEATURE_HARASSMENT})" in text
+    assert "__DYNAMIC_FEATURES" not in text
+    assert f"U({names.CONTEXT_ANSWERED}^" in text
     for value in (names.DECISION_ROUTE, names.DECISION_HANGUP):
         assert f'"{value}"' in text
     # Every IVR_* variable the dialplan reads is one the service sets (or the dialplan's own).
     read = set(re.findall(r"\$\{(IVR_[A-Z_]+)\}", text))
-    own = {v for v in read if v.startswith("IVR_GUARD_")} | {"IVR_DIALLED"}
+    own = {v for v in read if v.startswith("IVR_GUARD_")} | {
+        names.VAR_DIALLED,
+        "IVR_ANSWERED",
+        "IVR_LEFT_AT",
+        "IVR_ENDED_AT",
+    }
     assert read - own <= set(names.DECISION_VARS)
 
 

@@ -63,6 +63,7 @@ async def test_all_ok_with_ami_broker_and_storage(
     data = healthy(tmp_path, db_url)
     data["ami"] = {"host": "127.0.0.1", "port": ami.port}
     data["mqtt"] = {"host": "127.0.0.1", "port": broker.port}
+    ami.globals["IVR_GUARD_SPOOL"] = data["recording"]["spool_dir"]
     try:
         found = await check(data, catalog)
     finally:
@@ -76,6 +77,7 @@ async def test_all_ok_with_ami_broker_and_storage(
         "spool": "ok",
         "storage": "ok",
         "AMI": "ok",
+        "dialplan spool": "ok",
         "MQTT": "ok",
     }, found
     assert "logged in to 127.0.0.1" in found["AMI"].detail

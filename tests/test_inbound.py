@@ -76,7 +76,7 @@ def routed_tail(call_id: str, route: str, dial: str, spool: str = SPOOL) -> list
 def opening(call_id: str, spool: str = SPOOL) -> list[str]:
     return [
         "ANSWER",
-        f'EXEC MixMonitor "{spool}/{call_id}.wav,b"',
+        f'EXEC MixMonitor "{spool}/{call_id}.wav"',
         stream("recording-notice"),
         stream("harassment-policy"),
     ]

@@ -2,9 +2,12 @@
 
 - `DialEnd` with `DialStatus: ANSWER` on a watched channel: the cap timers restart at the answer.
 - `Hangup` of a watched channel: the call ended; its timers stop and its row gets `ended_at`.
-- `Cdr` of a channel that dialled (`DestinationChannel` set): its talk time, as a fallback to the
-  hang-up handler's exact `ANSWEREDTIME`. It waits `cdr_grace_s` so the exact figure usually
-  lands first; whichever lands first counts and the other is a no-op (`ivr.db.calls.account`).
+- `BridgeEnter`/`BridgeLeave` of a watched caller channel: the time bridged with the agent, the
+  talk time, as a fallback to the hang-up handler's figure; leaving the bridge also stops the
+  call's cap timers (a redirect out of `Dial` ends the talk while the channel lives on). The
+  figure waits `cdr_grace_s` after the `Hangup` so the handler's usually lands first; whichever
+  lands first counts and the other is a no-op (`ivr.db.calls.account`). A `Cdr`'s
+  `BillableSeconds` is not used: it counts from the caller channel's own answer, the IVR too.
 - After every (re)login, `CoreShowChannels`: watched calls whose channel is gone ended while we
   were away; they are closed as `ended-unobserved`.
 """
@@ -14,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 
 from ivr.ami.client import AmiClient, AmiError
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
-from ivr.core.caps import talk_seconds
 from ivr.db.calls import Closed, TalkReport
 from ivr.db.journal import CallJournal
 
@@ -34,35 +37,52 @@ class Reactor:
         self._clock = clock
         self._grace = cdr_grace_s
         self._later: dict[asyncio.TimerHandle, TalkReport] = {}
+        # Per caller channel: time bridged so far, and since when it is bridged now (if it is).
+        self._talk: dict[str, tuple[float, datetime | None]] = {}
         self.resyncs = 0
 
     def attach(self, ami: AmiClient) -> None:
         ami.on("DialEnd", self.on_dial_end)
         ami.on("Hangup", self.on_hangup)
-        ami.on("Cdr", self.on_cdr)
+        ami.on("BridgeEnter", self.on_bridge_enter)
+        ami.on("BridgeLeave", self.on_bridge_leave)
         ami.on_connect(self.resync)
 
     def on_dial_end(self, ev: Mapping[str, str]) -> None:
         if ev.get("DialStatus") == "ANSWER":
             self._monitor.answered(ev.get("Uniqueid", ""))
 
+    def on_bridge_enter(self, ev: Mapping[str, str]) -> None:
+        uid = ev.get("Uniqueid", "")
+        if self._monitor.knows(uid):
+            total, _ = self._talk.get(uid, (0.0, None))
+            self._talk[uid] = (total, self._clock.now())
+
+    def on_bridge_leave(self, ev: Mapping[str, str]) -> None:
+        uid = ev.get("Uniqueid", "")
+        total, since = self._talk.get(uid, (0.0, None))
+        if since is None:
+            return
+        self._talk[uid] = (total + (self._clock.now() - since).total_seconds(), None)
+        # The talk is over (hang-up, cap, or a redirect out of Dial): no cap alert may follow.
+        self._monitor.ended(uniqueid=uid)
+
     def on_hangup(self, ev: Mapping[str, str]) -> None:
         uid = ev.get("Uniqueid", "")
-        if self._monitor.ended(uniqueid=uid) is not None:
-            cause = ev.get("Cause", "")
-            reason = "hangup" if not cause.isdigit() else f"hangup-{int(cause)}"
-            self._journal.record_closed(Closed(uid, self._clock.now(), reason[:24]))
-
-    def on_cdr(self, ev: Mapping[str, str]) -> None:
-        uid = ev.get("UniqueID", "")
-        if not uid or not ev.get("DestinationChannel"):
-            return  # no Dial from this channel: nothing we routed
-        answered = ev.get("Disposition") == "ANSWERED"
-        talk = talk_seconds(ev.get("BillableSeconds")) if answered else 0.0
-        if talk is None:
-            log.warning("Cdr for %r: unreadable BillableSeconds", uid)
+        watched = self._monitor.ended(uniqueid=uid) is not None
+        if uid in self._talk:
+            self.on_bridge_leave(ev)  # a Hangup can come before its BridgeLeave
+        state = self._talk.pop(uid, None)
+        if not watched and state is None:
             return
-        report = TalkReport(talk, "ami-cdr", self._clock.now(), uniqueid=uid)
+        now = self._clock.now()
+        cause = ev.get("Cause", "")
+        reason = "hangup" if not cause.isdigit() else f"hangup-{int(cause)}"
+        self._journal.record_closed(Closed(uid, now, reason[:24]))
+        if state is not None:
+            self._report(TalkReport(state[0], "ami-bridge", now, uniqueid=uid))
+
+    def _report(self, report: TalkReport) -> None:
         if self._grace <= 0:
             self._journal.record_talk(report)
             return

@@ -8,6 +8,7 @@ real time. They start when the call is routed and restart when AMI reports the a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from ivr.clock import Clock
 from ivr.core.alerts import Alert, AlertType
 from ivr.events.publisher import AlertSink
+from ivr.logs import call_id_var
 
 log = logging.getLogger("ivr.monitor")
 
@@ -168,7 +170,9 @@ class CallMonitor:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = self._queue[0][0]
-        self._timer = loop.call_at(self._timer_at, self._due)
+        # An empty context: the timer serves every call, so it must not keep the context (and
+        # the call id its log lines carry) of the call that happened to arm it.
+        self._timer = loop.call_at(self._timer_at, self._due, context=contextvars.Context())
 
     def _due(self) -> None:
         self._timer, self._timer_at = None, math.inf
@@ -187,6 +191,13 @@ class CallMonitor:
         self._schedule(loop)
 
     def _fire(self, w: Watch, kind: AlertType, elapsed: float) -> None:
+        token = call_id_var.set(w.call_id)
+        try:
+            self._raise(w, kind, elapsed)
+        finally:
+            call_id_var.reset(token)
+
+    def _raise(self, w: Watch, kind: AlertType, elapsed: float) -> None:
         self._alerts.raise_alert(
             Alert(
                 kind,

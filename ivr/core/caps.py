@@ -124,6 +124,24 @@ def ended_at_cap(talk_s: float, limit_s: int | None) -> bool:
     return limit_s is not None and talk_s >= limit_s - 1
 
 
+def bridged_seconds(bridged_at: str | None, ended_at: str | None) -> float | None:
+    """Talk time from the dialplan's two marks (epoch seconds as `STRFTIME(,,%s.%3q)` writes
+    them): when the agent's leg answered and when the caller left the agent. None when the
+    caller was never bridged or a mark is unreadable; a clock step backwards counts as 0."""
+    start, end = _epoch(bridged_at), _epoch(ended_at)
+    if start is None or end is None:
+        return None
+    return min(max(0.0, end - start), 10.0**7)
+
+
+def _epoch(text: str | None) -> float | None:
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if 0 < value < 10**11 else None
+
+
 def talk_seconds(text: str | None) -> float | None:
     """A talk time as Asterisk reports it (`ANSWEREDTIME`, a Cdr's `BillableSeconds`); None when
     it is not a plausible number of seconds (empty when nobody answered)."""

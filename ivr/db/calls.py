@@ -47,7 +47,7 @@ class TalkReport:
     """A call's talk time as Asterisk reported it; identifies the call by id or channel."""
 
     talk_s: float
-    source: str  # hangup-handler | ami-cdr
+    source: str  # hangup-handler | ami-bridge
     at: datetime
     call_id: str | None = None
     uniqueid: str | None = None

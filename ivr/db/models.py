@@ -67,7 +67,7 @@ calls = Table(
     Column("channel", String(80)),  # Asterisk's channel name, for AMI Redirect
     Column("limit_s", Integer),  # the talk-time limit Asterisk was given; NULL: none
     Column("talk_s", Float),  # real talk time, written once (NULL until accounted)
-    Column("talk_source", String(16)),  # hangup-handler | ami-cdr | unobserved
+    Column("talk_source", String(16)),  # hangup-handler | ami-bridge | unobserved
     Column("legal_hold", Boolean, nullable=False, default=False, server_default=false()),
     Column("hold_note", Text),
     Index("ix_calls_uniqueid", "uniqueid"),

@@ -1,7 +1,11 @@
 """The `hangup` AGI script: a routed call's hang-up handler reports its real talk time.
 
-Arguments (dialplan/ivr-guard.conf): our call id, Dial's `ANSWEREDTIME` (seconds, empty when
-nobody answered) and `DIALSTATUS`. The channel is already dead: no commands are sent.
+Arguments (dialplan/ivr-guard.conf): our call id, Dial's `ANSWEREDTIME`, `DIALSTATUS`, and the
+two marks the talk time is taken from: when the agent's leg was answered (set by Dial's `U()`
+routine) and when the caller left the agent (the hang-up, or the redirect out of `Dial`).
+`ANSWEREDTIME` counts from the caller's own answer, so the IVR too, and is empty after a
+redirect: it is used only when the marks are missing (a dialplan older than the marks).
+The channel is already dead: no commands are sent.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 from ivr.agi.session import AgiSession
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
-from ivr.core.caps import talk_seconds
+from ivr.core.caps import bridged_seconds, talk_seconds
 from ivr.db.calls import TalkReport
 from ivr.db.journal import CallJournal
 from ivr.logs import call_id_var
@@ -47,8 +51,11 @@ class HangupHandler:
         if call_id is None:
             return
         args = session.env.args
-        answered = talk_seconds(args[1]) if len(args) > 1 else None
         status = args[2] if len(args) > 2 else ""
+        if len(args) > 4:
+            answered = bridged_seconds(args[3], args[4])
+        else:
+            answered = talk_seconds(args[1]) if len(args) > 1 else None
         reason = None
         if answered is None:
             reason = f"dial-{status.lower()}" if status in _DIAL_STATUSES else "not-answered"

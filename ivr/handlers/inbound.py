@@ -180,10 +180,25 @@ class InboundHandler:
             return Caller(CallerClass.UNAVAILABLE, None, kept(raw, MAX_RAW_KEPT))
         return classify(raw, pres, region)
 
-    def _dialled(self, session: AgiSession) -> str:
+    async def _arguments(self, session: AgiSession) -> tuple[str, str]:
+        """The script's arguments: the dialled number and the call's linkedid.
+
+        A caller name with a line break ends the environment early, and the argument lines
+        come after it: then both are asked of Asterisk (empty when it does not answer)."""
+        args = session.env.args
+        if not session.tainted:
+            return (args[0] if args else ""), (args[1] if len(args) > 1 else "")
+        values = []
+        for var in (names.VAR_DIALLED, "CHANNEL(linkedid)"):
+            try:
+                values.append(await session.get_variable(var) or "")
+            except (AgiHangup, AgiTimeout, AgiCommandError):
+                values.append("")  # after a hang-up the next command ends the call
+        return values[0], values[1]
+
+    def _dialled(self, session: AgiSession, argument: str) -> str:
         env = session.env
-        args = env.args
-        candidates = [args[0] if args else "", env.get("dnid"), env.get("extension")]
+        candidates = [argument, env.get("dnid"), env.get("extension")]
         for c in candidates:
             if c and c not in ("unknown", "s"):
                 return normalise(c, self._cfg.screening.region) or _safe_token(c)
@@ -277,8 +292,8 @@ class InboundHandler:
         caller = await self._caller(session)
         uniqueid = _safe_token(env.get("uniqueid"))
         channel = env.get("channel")
-        args = env.args
-        linkedid = _safe_token(args[1]) if len(args) > 1 and args[1] else uniqueid
+        dialled, linked = await self._arguments(session)
+        linkedid = _safe_token(linked) if linked else uniqueid
         start = CallStart(
             call_id=call_id,
             uniqueid=uniqueid,
@@ -287,7 +302,7 @@ class InboundHandler:
             caller_name=kept(env.get("calleridname"), MAX_RAW_KEPT),
             caller_e164=caller.e164,
             caller_class=str(caller.cls),
-            dialled=self._dialled(session)[:32],
+            dialled=self._dialled(session, dialled)[:32],
             started_at=now,
             channel=channel if SAFE_CHANNEL.match(channel) else None,
         )

@@ -68,6 +68,7 @@ class Handoff:
         self._alerts = alerts
         self._clock = clock
         self._zone = cfg.hours.zone()
+        self._unchanged: dict[str, tuple[tuple[int, float], datetime]] = {}
         self._ignored: set[str] = set()
         self._spool_alerted = False
         self._full_alerted = False
@@ -133,10 +134,16 @@ class Handoff:
             new = [n for n in files if n not in known]
             calls = await repo.call_facts(conn, [c for n in new if (c := call_id_of(n))])
         now = self._clock.now()
+        # When each file was first seen as it is now: a file's mtime is the OS's clock, which
+        # need not be the service's (IVR_CLOCK, or another host's clock on a shared spool).
+        self._unchanged = {
+            n: seen for n, seen in self._unchanged.items() if n in files and seen[0] == files[n]
+        }
         for name in new:
             _, mtime = files[name]
             call = calls.get(call_id_of(name) or "")
-            age = now.timestamp() - mtime
+            seen = self._unchanged.setdefault(name, (files[name], now))[1]
+            age = max(now.timestamp() - mtime, (now - seen).total_seconds())
             ended = call is not None and call["ended_at"] is not None
             if age < (self._s.settle_s if ended else self._s.idle_s):
                 continue  # still being written, or its call is still going on

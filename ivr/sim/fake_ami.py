@@ -38,6 +38,8 @@ class FakeAmi:
         # Actions (lower case) the user's write classes do not cover: Asterisk answers as for
         # an unauthenticated action.
         self.denied: set[str] = set()
+        # Global dialplan variables for Getvar without a channel.
+        self.globals: dict[str, str] = {}
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,6 +135,10 @@ class FakeAmi:
                     [("Response", "Error"), *aid, ("Message", "Channel specified does not exist")]
                 )
             return frame([("Response", "Success"), *aid, ("Message", "Redirect successful")])
+        if name == "getvar" and not action.get("Channel"):
+            variable = action.get("Variable", "")
+            value = self.globals.get(variable, "")
+            return frame([("Response", "Success"), *aid, ("Variable", variable), ("Value", value)])
         if name == "coreshowchannels":
             out = frame(
                 [

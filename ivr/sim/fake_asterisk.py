@@ -129,12 +129,18 @@ class Channel:
         pres = {0: "allowed_not_screened", 35: "prohib", 67: "unavailable"}.get(
             self.callingpres, "allowed_not_screened"
         )
-        return {
+        values = {
             "CALLERID(num)": self.callerid,
             "CALLERID(name)": self.calleridname,
             "CALLERID(pres)": pres,
             "CALLERID(num-pres)": pres,
+            # What the shipped dialplan passes as the inbound script's arguments, also readable
+            # as the channel variable it set and Asterisk's own linkedid.
+            "CHANNEL(linkedid)": self.args[1] if len(self.args) > 1 else self.uniqueid,
         }
+        if self.args:
+            values["IVR_DIALLED"] = self.args[0]
+        return values
 
 
 HangupRule = Callable[[str, tuple[str, ...]], bool]

@@ -20,15 +20,16 @@ if [ -x "$prefix/sbin/asterisk" ] && [ -f "$prefix/.complete" ]; then
 fi
 deps="build-essential pkg-config libjansson-dev libxml2-dev libsqlite3-dev uuid-dev libedit-dev
 libssl-dev libncurses-dev"
-# shellcheck disable=SC2086
-if ! dpkg-query -W -f='${Status}\n' $deps 2>/dev/null | grep -qv 'install ok installed' \
-    && [ "$(dpkg-query -W -f='${Status}\n' $deps 2>/dev/null | wc -l)" -eq 10 ]; then
-    :
-else
-    echo "installing Asterisk's build dependencies" >&2
+missing=""
+for pkg in $deps; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+        || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    echo "installing Asterisk's build dependencies:$missing" >&2
     apt-get update -qq >&2
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $deps >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
 fi
 work=$(mktemp -d "$cache/build-XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -157,8 +157,19 @@ async def test_hostile_caller_id_and_a_line_feed_in_the_name(
     assert not Path("/tmp/pwned").exists()
 
 
-async def test_doctor_checks_the_live_asterisk(guard: StartGuard) -> None:
+async def test_doctor_checks_the_live_asterisk(guard: StartGuard, tmp_path: Path) -> None:
     g = await guard()
-    code, out, err = await g.ivr("doctor")
+    code, out, err = await g.ivr("doctor", "--json")
     assert code == 0, out + err
-    assert "AMI" in out
+    found = {f["check"]: f for f in json.loads(out)}
+    assert found["AMI"]["status"] == "ok"
+    assert found["dialplan spool"]["status"] == "ok", found
+    await g.stop()
+    # The dialplan's spool and the service's differ: doctor says so.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = await guard({"recording": {"spool_dir": str(elsewhere)}})
+    code, out, _ = await other.ivr("doctor", "--json")
+    found = {f["check"]: f for f in json.loads(out)}
+    assert code != 0 and found["dialplan spool"]["status"] == "fail"
+    assert "must be the same folder" in found["dialplan spool"]["detail"]

@@ -26,10 +26,13 @@ def test_the_walker_follows_the_shipped_dialplan() -> None:
         "IVR_DIAL_TIMEOUT": "30",
         "IVR_LIMIT_MS": "3600000",
         "IVR_WARNING_MS": "60000",
+        "CHANNEL": "PJSIP/trunk-00000001",
     }
-    assert walk(routed) == ("Dial", "PJSIP/sales,30,L(3600000:60000)")
-    assert walk({**routed, "IVR_WARNING_MS": ""}) == ("Dial", "PJSIP/sales,30,L(3600000)")
-    assert walk({**routed, "IVR_LIMIT_MS": ""}) == ("Dial", "PJSIP/sales,30")
+    # U(): the agent's leg marks the answer on the caller's channel and gets the feature code.
+    u = "U(ivr-guard-answered^PJSIP/trunk-00000001)"
+    assert walk(routed) == ("Dial", f"PJSIP/sales,30,L(3600000:60000){u}")
+    assert walk({**routed, "IVR_WARNING_MS": ""}) == ("Dial", f"PJSIP/sales,30,L(3600000){u}")
+    assert walk({**routed, "IVR_LIMIT_MS": ""}) == ("Dial", f"PJSIP/sales,30,{u}")
     assert walk({"IVR_DECISION": "hangup"}) == ("Hangup", "")
     assert walk({}) == FAILOPEN  # the service never set a decision
     assert walk(routed, agistatus="FAILURE") == FAILOPEN  # the service was not reachable

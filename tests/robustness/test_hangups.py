@@ -23,7 +23,8 @@ FLOWS = {
     "menu-retries": (Channel(), [None, "9", "2"], 11),  # timeout, invalid digit, then 2
     "blocked": (Channel(callerid="0311112222"), [], 3),
     "withheld": (Channel(callerid="anonymous", callingpres=35), [], 3),
-    "tainted": (Channel(calleridname=TAINTED_NAME), ["1"], 9),  # resync + presentation
+    # resync, presentation, dialled number and linkedid
+    "tainted": (Channel(calleridname=TAINTED_NAME), ["1"], 11),
 }
 
 
