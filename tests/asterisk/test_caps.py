@@ -90,10 +90,12 @@ async def test_repeat_limit_refuses_the_third_call(guard: StartGuard, calls: Cal
 
 
 async def test_each_cap_alert_names_its_own_call(guard: StartGuard, calls: Calls) -> None:
+    """Two calls at once: the second's alerts fire from the timer the first one armed."""
     g = await guard({"caps": {"per_call_minutes": 0.1, "warning_lead_s": 3}})
+    first = await _routed(calls, "0312345678")
+    second = await _routed(calls, "0398765432")
     ids = []
-    for number in ("0312345678", "0398765432"):
-        call = await _routed(calls, number)
+    for call in (first, second):
         await call.left_bridge(timeout=20)
         [row] = await g.until(CALL, (call.linkedid,), _talked)
         ids.append(row["call_id"])
