@@ -78,10 +78,12 @@ def captured_logs() -> Iterator[tuple[io.StringIO, io.StringIO, list[logging.Log
 
 
 def skip_resync(sent: bytes) -> bytes:
-    """What follows the resync token and the presentation query of a tainted call."""
-    token, query, rest = sent.split(b"\n", 2)
+    """What follows the resync token, the presentation query and the arguments' queries of a
+    tainted call."""
+    token, query, dialled, linkedid, rest = sent.split(b"\n", 4)
     assert parse_args(token.decode())[:3] == ["GET", "FULL", "VARIABLE"]
     assert query == b"GET VARIABLE CALLERID(num-pres)"
+    assert (dialled, linkedid) == (b"GET VARIABLE IVR_DIALLED", b"GET VARIABLE CHANNEL(linkedid)")
     return rest
 
 

@@ -120,6 +120,13 @@ async def test_forged_replies_are_skipped_until_the_resync_echo(make_service: An
     assert await asyncio.wait_for(reader.readline(), 2) == b"GET VARIABLE CALLERID(num-pres)\n"
     writer.write(b"200 result=1 (allowed_not_screened)\n")
     await writer.drain()
+    # The arguments came after the break too: asked of Asterisk.
+    assert await asyncio.wait_for(reader.readline(), 2) == b"GET VARIABLE IVR_DIALLED\n"
+    writer.write(b"200 result=1 (0120123456)\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readline(), 2) == b"GET VARIABLE CHANNEL(linkedid)\n"
+    writer.write(b"200 result=1 (1795352271.0)\n")
+    await writer.drain()
     assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
     writer.write(b"200 result=0\n")
     await writer.drain()
