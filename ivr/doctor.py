@@ -123,12 +123,14 @@ async def _dialplan_spool(client: AmiClient, cfg: Config) -> Finding | None:
     return Finding("dialplan spool", "ok", f"IVR_GUARD_SPOOL = recording.spool_dir ({value})")
 
 
-async def check_ami(cfg: Config) -> Finding | list[Finding]:
+async def check_ami(cfg: Config) -> list[Finding]:
     if not cfg.ami.host:
-        return Finding("AMI", "off", "[ami] host is not set: no cap timers at answer, no Redirect")
+        return [
+            Finding("AMI", "off", "[ami] host is not set: no cap timers at answer, no Redirect")
+        ]
     where = f"{cfg.ami.host}:{cfg.ami.port}"
     if not cfg.ami.secret:
-        return Finding("AMI", "fail", "no secret: set IVR_AMI_SECRET or [ami] secret_file")
+        return [Finding("AMI", "fail", "no secret: set IVR_AMI_SECRET or [ami] secret_file")]
     client = AmiClient(ami_settings(cfg.ami))
     task = asyncio.create_task(client.run())
     try:
@@ -140,23 +142,23 @@ async def check_ami(cfg: Config) -> Finding | list[Finding]:
             while isinstance(exc, BaseExceptionGroup):  # AmiClient.run() uses a TaskGroup
                 exc = exc.exceptions[0]
             if isinstance(exc, AmiAuthError):
-                return Finding("AMI", "fail", f"{exc}")
-            return Finding("AMI", "fail", f"{where}: {exc}")
+                return [Finding("AMI", "fail", f"{exc}")]
+            return [Finding("AMI", "fail", f"{where}: {exc}")]
         if ready.exception() is not None:
-            return Finding(
+            return [Finding(
                 "AMI", "fail", f"cannot reach {where} within {TIMEOUT_S:.0f} s: is manager.conf "
                 "enabled, bound to that address, and the port open?"
-            )  # fmt: skip
+            )]  # fmt: skip
         try:
             await client.action_list("CoreShowChannels")
         except AmiError as exc:
-            return Finding(
+            return [Finding(
                 "AMI", "fail", f"logged in, but CoreShowChannels failed ({exc}): "
                 "the user needs write=call,reporting and read=call,cdr"
-            )  # fmt: skip
-        spool = await _dialplan_spool(client, cfg)
+            )]  # fmt: skip
         ok = Finding("AMI", "ok", f"logged in to {where} as {cfg.ami.username}")
-        return ok if spool is None else [ok, spool]
+        spool = await _dialplan_spool(client, cfg)
+        return [ok] if spool is None else [ok, spool]
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -221,7 +223,6 @@ async def run_checks(cfg: Config, catalog: PromptCatalog) -> list[Finding]:
     findings += check_prompts(cfg, catalog)
     findings.append(check_spool(cfg))
     findings.append(await check_storage(cfg))
-    ami = await check_ami(cfg)
-    findings += ami if isinstance(ami, list) else [ami]
+    findings += await check_ami(cfg)
     findings.append(await check_broker(cfg))
     return findings

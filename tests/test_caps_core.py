@@ -13,6 +13,7 @@ from ivr.core.caps import (
     RepeatAction,
     Usage,
     assess,
+    bridged_seconds,
     day_start,
     ended_at_cap,
     talk_seconds,
@@ -92,3 +93,16 @@ def test_ended_at_cap_allows_asterisks_rounding() -> None:
 )  # fmt: skip
 def test_talk_seconds(text: str | None, seconds: float | None) -> None:
     assert talk_seconds(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("bridged_at", "ended_at", "seconds"),
+    [("1796072375.100", "1796072383.600", 8.5),  # bridged, then the caller left
+     ("", "1796072383.600", None),  # never bridged: no talk time
+     ("1796072375.100", "", None), ("abc", "1796072383.6", None), ("0", "1796072383.6", None),
+     ("1796072383.600", "1796072375.100", 0.0),  # a clock step backwards
+     ("1e12", "1e12", None)],
+)  # fmt: skip
+def test_bridged_seconds(bridged_at: str, ended_at: str, seconds: float | None) -> None:
+    got = bridged_seconds(bridged_at, ended_at)
+    assert got == seconds if seconds is None else got == pytest.approx(seconds)

@@ -191,24 +191,21 @@ class CallMonitor:
         self._schedule(loop)
 
     def _fire(self, w: Watch, kind: AlertType, elapsed: float) -> None:
-        token = call_id_var.set(w.call_id)
+        token = call_id_var.set(w.call_id)  # the alert's log line names its own call
         try:
-            self._raise(w, kind, elapsed)
+            self._alerts.raise_alert(
+                Alert(
+                    kind,
+                    w.call_id,
+                    w.caller,
+                    self._clock.now(),
+                    elapsed_s=elapsed,
+                    cap_s=w.limit_s,
+                    details={"answered": w.answered},
+                )
+            )
         finally:
             call_id_var.reset(token)
-
-    def _raise(self, w: Watch, kind: AlertType, elapsed: float) -> None:
-        self._alerts.raise_alert(
-            Alert(
-                kind,
-                w.call_id,
-                w.caller,
-                self._clock.now(),
-                elapsed_s=elapsed,
-                cap_s=w.limit_s,
-                details={"answered": w.answered},
-            )
-        )
 
     def _reached(self, w: Watch) -> None:
         w.deadlines = ()  # its entry is out of the queue: not stale

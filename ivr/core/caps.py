@@ -128,25 +128,22 @@ def bridged_seconds(bridged_at: str | None, ended_at: str | None) -> float | Non
     """Talk time from the dialplan's two marks (epoch seconds as `STRFTIME(,,%s.%3q)` writes
     them): when the agent's leg answered and when the caller left the agent. None when the
     caller was never bridged or a mark is unreadable; a clock step backwards counts as 0."""
-    start, end = _epoch(bridged_at), _epoch(ended_at)
-    if start is None or end is None:
+    start, end = _number(bridged_at, 10**11), _number(ended_at, 10**11)
+    if not start or not end:  # 0 is no instant Asterisk writes
         return None
     return min(max(0.0, end - start), 10.0**7)
-
-
-def _epoch(text: str | None) -> float | None:
-    try:
-        value = float(text or "")
-    except ValueError:
-        return None
-    return value if 0 < value < 10**11 else None
 
 
 def talk_seconds(text: str | None) -> float | None:
     """A talk time as Asterisk reports it (`ANSWEREDTIME`, a Cdr's `BillableSeconds`); None when
     it is not a plausible number of seconds (empty when nobody answered)."""
+    return _number(text, 10**7)
+
+
+def _number(text: str | None, below: float) -> float | None:
+    """`text` as a number in [0, below), or None."""
     try:
         value = float(text or "")
     except ValueError:
         return None
-    return value if 0 <= value < 10**7 else None
+    return value if 0 <= value < below else None

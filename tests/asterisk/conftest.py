@@ -7,7 +7,7 @@ with `IVR_REQUIRE_ASTERISK=1` (set by `.ci/run`) that skip is a failure instead.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from tests.support.ami import AmiTestClient
 from tests.support.asterisk import RealAsterisk, find_asterisk
 from tests.support.calls import Calls
-from tests.support.guard import Guard
+from tests.support.guard import Guard, StartGuard
 
 MISSING = (
     "REAL ASTERISK TESTS SKIPPED: set ASTERISK_TARBALL to an Asterisk 22 source tarball "
@@ -61,9 +61,7 @@ async def ami(asterisk: RealAsterisk) -> AsyncIterator[AmiTestClient]:
 
 
 @pytest.fixture
-async def guard(
-    asterisk: RealAsterisk, tmp_path: Path
-) -> AsyncIterator[Callable[..., Awaitable[Guard]]]:
+async def guard(asterisk: RealAsterisk, tmp_path: Path) -> AsyncIterator[StartGuard]:
     """Start `ivr serve` with overrides of its configuration."""
     started: list[Guard] = []
 

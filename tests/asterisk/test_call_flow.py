@@ -5,23 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import wave
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.support.asterisk import RealAsterisk
 from tests.support.calls import Calls
-from tests.support.guard import Guard
-
-StartGuard = Callable[..., Awaitable[Guard]]
-CALL = "SELECT * FROM calls WHERE linkedid = ?"
-
-
-def _talked(rows: list[dict[str, object]]) -> bool:
-    return bool(rows) and rows[0]["talk_s"] is not None
-
-
-def _decided(rows: list[dict[str, object]]) -> bool:
-    return bool(rows) and rows[0]["decision"] is not None
+from tests.support.guard import StartGuard
 
 
 def _wav_seconds(path: Path) -> float:
@@ -41,7 +29,7 @@ async def test_normal_call_is_announced_routed_recorded_and_handed_off(
     await asyncio.sleep(3)  # the caller talks with the agent
     await call.hangup()
     bridged = await call.left_bridge()
-    [row] = await g.until(CALL, (call.linkedid,), _talked)
+    row = await g.call_row(call.linkedid, "talk_s")
     assert (row["decision"], row["route"], row["caller_e164"]) == (
         "route",
         "sales",
@@ -71,7 +59,7 @@ async def test_withheld_caller_is_refused_without_a_recording(
     g = await guard()
     call = await calls.place("anonymous", name="Anonymous", presentation="prohib")
     await call.ended()
-    [row] = await g.until(CALL, (call.linkedid,), _decided)
+    row = await g.call_row(call.linkedid, "decision")
     assert (row["decision"], row["reason"], row["recording_path"]) == ("hangup", "withheld", None)
     commands = [e["Command"] for e in call.events("AGIExecStart")]
     assert any("anonymous-rejected" in c for c in commands), commands
@@ -89,13 +77,13 @@ async def test_unavailable_caller_follows_the_dialled_numbers_policy(
     await allowed.hangup()
     refused = await calls.place("", dialled="0120999888")
     await refused.ended()
-    [row] = await g.until(CALL, (refused.linkedid,), _decided)
+    row = await g.call_row(refused.linkedid, "decision")
     assert (row["caller_class"], row["decision"], row["reason"]) == (
         "unavailable",
         "hangup",
         "unavailable",
     )
-    [first] = await g.until(CALL, (allowed.linkedid,), _decided)
+    first = await g.call_row(allowed.linkedid, "decision")
     assert first["caller_class"] == "unavailable" and first["decision"] == "abandoned"
 
 
@@ -114,7 +102,7 @@ async def test_blocked_after_two_supervisors_agree(guard: StartGuard, calls: Cal
     assert code == 0, err
     blocked = await calls.place("0312345678")
     await blocked.ended()
-    [row] = await g.until(CALL, (blocked.linkedid,), _decided)
+    row = await g.call_row(blocked.linkedid, "decision")
     assert (row["decision"], row["reason"], row["blocklist_entry_id"]) == (
         "hangup",
         "blocked",
@@ -146,7 +134,7 @@ async def test_hostile_caller_id_and_a_line_feed_in_the_name(
     name = b"evil\n\nagi_arg_1: 0120123456\n\nEXEC System touch /tmp/pwned"
     call = await calls.place("1&PJSIP/x", name=name, dialled="0120999888")
     await call.ended()
-    [row] = await g.until(CALL, (call.linkedid,), _decided)
+    row = await g.call_row(call.linkedid, "decision")
     assert row["dialled"] == "+81120999888"
     assert row["linkedid"] == call.linkedid
     assert (row["caller_class"], row["decision"], row["reason"]) == (

@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 
 from tests.support.asterisk import RealAsterisk
 from tests.support.calls import Call, Calls
-from tests.support.guard import Guard
+from tests.support.guard import Guard, StartGuard
 
-StartGuard = Callable[..., Awaitable[Guard]]
-CALL = "SELECT * FROM calls WHERE linkedid = ?"
 # A cap that would warn 4 s into the call: a harassment end at 2 s must silence it.
 SHORT_CAP = {"caps": {"per_call_minutes": 0.15, "warning_lead_s": 5}}
-
-
-def _talked(rows: list[dict[str, object]]) -> bool:
-    return bool(rows) and rows[0]["talk_s"] is not None
-
-
-async def _routed(calls: Calls) -> Call:
-    call = await calls.place("0312345678")
-    await call.agi_command("GET DATA")
-    await call.press("1")
-    await call.bridged()
-    return call
 
 
 async def _assert_harassment_end(g: Guard, call: Call, asterisk: RealAsterisk) -> None:
     talked = await call.left_bridge()
     await call.ended()
-    [row] = await g.until(CALL, (call.linkedid,), _talked)
+    row = await g.call_row(call.linkedid, "talk_s")
     # The talk time up to the redirect is charged to the caller's day.
     assert abs(row["talk_s"] - talked) <= 1.0, (row["talk_s"], talked)
     assert row["end_reason"] == "harassment" and row["legal_hold"] == 1
@@ -48,9 +33,9 @@ async def test_supervisor_ends_a_call_for_harassment(
     guard: StartGuard, calls: Calls, asterisk: RealAsterisk
 ) -> None:
     g = await guard(SHORT_CAP)
-    call = await _routed(calls)
+    call = await calls.routed()
     await asyncio.sleep(2)
-    [row] = g.rows(CALL, (call.linkedid,))
+    row = await g.call_row(call.linkedid, "decision")
     code, out, err = await g.ivr(
         "calls", "end", row["call_id"], "--harassment", "--category", "threats",
         "--note", "threatened the agent",
@@ -63,7 +48,7 @@ async def test_agent_ends_a_call_with_star_zero(
     guard: StartGuard, calls: Calls, asterisk: RealAsterisk
 ) -> None:
     g = await guard(SHORT_CAP)
-    call = await _routed(calls)
+    call = await calls.routed()
     await asyncio.sleep(2)
     await call.agent_presses("*0")
     await _assert_harassment_end(g, call, asterisk)
@@ -73,27 +58,27 @@ async def test_agent_ends_a_call_with_star_zero(
 
 async def test_the_callers_star_zero_triggers_nothing(guard: StartGuard, calls: Calls) -> None:
     g = await guard()
-    call = await _routed(calls)
+    call = await calls.routed()
     await call.press("*0")
     await asyncio.sleep(2)
     assert not call.events("BridgeLeave", Channel=call.channel)  # still talking
     await call.hangup()
     await call.left_bridge()
-    [row] = await g.until(CALL, (call.linkedid,), _talked)
+    row = await g.call_row(call.linkedid, "talk_s")
     assert row["end_reason"] != "harassment" and not row["legal_hold"]
     assert g.rows("SELECT * FROM blocklist_entries") == []
 
 
 async def test_plain_end_charges_the_talk_time(guard: StartGuard, calls: Calls) -> None:
     g = await guard()
-    call = await _routed(calls)
+    call = await calls.routed()
     await asyncio.sleep(2)
-    [row] = g.rows(CALL, (call.linkedid,))
+    row = await g.call_row(call.linkedid, "decision")
     code, out, err = await g.ivr("calls", "end", row["call_id"])
     assert code == 0, out + err
     talked = await call.left_bridge()
     await call.ended()
-    [row] = await g.until(CALL, (call.linkedid,), _talked)
+    row = await g.call_row(call.linkedid, "talk_s")
     assert abs(row["talk_s"] - talked) <= 1.0, (row["talk_s"], talked)
     assert row["end_reason"] not in ("not-answered", None)
 
@@ -102,7 +87,7 @@ async def test_ami_counts_the_talk_time_when_the_hangup_handler_cannot(
     guard: StartGuard, calls: Calls, asterisk: RealAsterisk
 ) -> None:
     g = await guard()
-    call = await _routed(calls)
+    call = await calls.routed()
     await asyncio.sleep(2)
     # The hang-up handler's FastAGI connection will fail: only AMI is left to count.
     reply = await call.ami.action(
@@ -112,7 +97,7 @@ async def test_ami_counts_the_talk_time_when_the_hangup_handler_cannot(
     try:
         await call.hangup()
         talked = await call.left_bridge()
-        [row] = await g.until(CALL, (call.linkedid,), _talked)
+        row = await g.call_row(call.linkedid, "talk_s")
     finally:
         await call.ami.action("Setvar", {"Variable": "IVR_GUARD_AGI", "Value": asterisk.agi_url})
     assert row["talk_source"] != "hangup-handler"

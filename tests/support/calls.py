@@ -150,3 +150,11 @@ class Calls:
         )
         assert reply.get("Response") == "Success", reply
         return Call(self.ami, linkedid, dialled)
+
+    async def routed(self, number: str = "0312345678") -> Call:
+        """A call from `number` that presses 1 at the menu and is bridged with an agent."""
+        call = await self.place(number)
+        await call.agi_command("GET DATA")
+        await call.press("1")
+        await call.bridged()
+        return call

@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +153,18 @@ class Guard:
             if loop.time() > deadline:
                 raise AssertionError(f"timed out; last rows: {rows}\n{self.output()[-3000:]}")
             await asyncio.sleep(0.1)
+
+    async def call_row(self, linkedid: str, filled: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The call row of the call whose linkedid the test set, once its `filled` column is."""
+        rows = await self.until(
+            "SELECT * FROM calls WHERE linkedid = ?",
+            (linkedid,),
+            lambda r: bool(r) and r[0][filled] is not None,
+            timeout,
+        )
+        [row] = rows
+        return row
+
+
+# The `guard` fixture: starts `ivr serve` with overrides of its configuration.
+StartGuard = Callable[..., Awaitable[Guard]]
