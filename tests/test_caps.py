@@ -266,6 +266,35 @@ async def test_calls_that_ended_while_ami_was_away_are_closed_on_reconnect(
     assert (await row(svc, "call0001"))["end_reason"] == "ended-unobserved"
 
 
+async def test_a_call_that_left_the_agent_and_ended_unseen_is_counted_on_reconnect(
+    make_service: Any, fake_ami: Any
+) -> None:
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    ami = svc.app.ami
+    assert ami is not None
+    await ami.wait_connected(5)
+    await call(svc, 1)
+    await svc.app.journal.flush()
+    uid = "1795352271.1"
+    await fake_ami.server.send(bridge_event(uid, "BridgeEnter"))
+    await until(lambda: uid in svc.app.reactor._talk)
+    svc.clock.at += timedelta(seconds=120)
+    await fake_ami.server.send(bridge_event(uid, "BridgeLeave"))  # redirected to a prompt
+    await until(lambda: len(svc.app.monitor) == 0)
+    # AMI goes away; the caller hangs up meanwhile, so its Hangup is never seen.
+    fake_ami.server.channels = []
+    await fake_ami.server.drop_all()
+    await until(lambda: svc.app.reactor.resyncs == 2)
+    await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
+    r = await row(svc, "call0001")
+    assert (r["talk_s"], r["talk_source"], r["end_reason"]) == (
+        120,
+        "ami-bridge",
+        "ended-unobserved",
+    )
+    assert svc.app.reactor._talk == {}
+
+
 async def test_a_refused_ami_login_does_not_stop_calls(
     make_service: Any, fake_ami: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:

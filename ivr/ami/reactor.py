@@ -102,12 +102,17 @@ class Reactor:
             log.warning("AMI re-sync failed: %s", exc)
             return
         live = {ch.get("Uniqueid", "") for ch in channels}
-        gone = self._monitor.resync(live)
         now = self._clock.now()
-        for w in gone:
-            self._journal.record_closed(Closed(w.uniqueid, now, "ended-unobserved"))
+        ended = {w.uniqueid for w in self._monitor.resync(live)}
+        # Calls that left the agent (no longer watched) and hung up while AMI was away.
+        ended |= {uid for uid in self._talk if uid not in live}
+        for uid in ended:
+            self._journal.record_closed(Closed(uid, now, "ended-unobserved"))
+            total, since = self._talk.pop(uid, (0.0, now))
+            if since is None:  # it had left the bridge while we saw it: that time is known
+                self._report(TalkReport(total, "ami-bridge", now, uniqueid=uid))
         self.resyncs += 1
-        log.info("AMI re-sync: %d live channels, %d calls ended unseen", len(live), len(gone))
+        log.info("AMI re-sync: %d live channels, %d calls ended unseen", len(live), len(ended))
 
     def close(self) -> None:
         """Hand the reports still in their grace period to the journal now."""
