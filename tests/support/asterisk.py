@@ -26,6 +26,9 @@ AMI_SECRET = "guard-secret-for-tests"
 TEST_AMI_USER, TEST_AMI_SECRET = "tester", "tester-secret"
 # Each prompt is cut to this much of its real audio: the call flow is the same, only shorter.
 PROMPT_SECONDS = 1.2
+# Played whole: after a harassment end the caller's channel lives on through this prompt, and the
+# tests check that no cap alert comes during it (the shipped prompt is 13 s).
+WHOLE_PROMPTS = frozenset({"harassment-end"})
 
 # Modules that open network ports or need hardware; nothing here uses them.
 NOLOAD = (
@@ -100,14 +103,16 @@ def _edit_globals(text: str, g: Globals) -> str:
 
 
 def _short_prompts(target: Path, seconds: float) -> None:
-    """The shipped prompts, each cut to its first `seconds`, in Asterisk's sounds folder."""
+    """The shipped prompts, each but WHOLE_PROMPTS cut to its first `seconds`, in Asterisk's
+    sounds folder."""
     for lang in ("ja", "en"):
         out_dir = target / "ivr-guard" / lang
         out_dir.mkdir(parents=True)
         for src in sorted((ROOT / "prompts" / lang).glob("*.wav")):
             with wave.open(str(src), "rb") as r:
                 params = r.getparams()
-                frames = r.readframes(int(params.framerate * seconds))
+                whole = src.stem in WHOLE_PROMPTS
+                frames = r.readframes(params.nframes if whole else int(params.framerate * seconds))
             with wave.open(str(out_dir / src.name), "wb") as w:
                 w.setparams(params)
                 w.writeframes(frames)
