@@ -154,7 +154,7 @@ async def check_ami(cfg: Config) -> list[Finding]:
         except AmiError as exc:
             return [Finding(
                 "AMI", "fail", f"logged in, but CoreShowChannels failed ({exc}): "
-                "the user needs write=call,reporting and read=call,cdr"
+                "the user needs write=call,reporting and read=call"
             )]  # fmt: skip
         ok = Finding("AMI", "ok", f"logged in to {where} as {cfg.ami.username}")
         spool = await _dialplan_spool(client, cfg)

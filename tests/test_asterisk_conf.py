@@ -40,7 +40,6 @@ def test_every_non_dialplan_file_passes_asterisklint() -> None:
     files = sorted(p for p in CONF.glob("*.conf") if p.name != "extensions.conf")
     assert {p.name for p in files} >= {
         "manager.conf",
-        "cdr_manager.conf",
         "features.conf",
         "pjsip.conf",
     }
@@ -59,7 +58,7 @@ def test_the_lint_reports_a_broken_file(tmp_path: Path) -> None:
 def test_the_ami_user_has_least_privilege() -> None:
     sections, _ = parse(CONF / "manager.conf")
     user = sections["ivr-guard"]
-    assert set(user["read"].split(",")) == {"call", "cdr"}
+    assert set(user["read"].split(",")) == {"call"}
     assert set(user["write"].split(",")) == {"call", "reporting"}
     forbidden = {"originate", "system", "command", "config", "all"}
     assert not forbidden & set(user["read"].split(",") + user["write"].split(","))
@@ -70,10 +69,6 @@ def test_the_ami_user_has_least_privilege() -> None:
 
     cfg = build_config({}, {})
     assert cfg.ami.username in sections and int(sections["general"]["port"]) == cfg.ami.port
-
-
-def test_cdr_manager_is_enabled() -> None:
-    assert parse(CONF / "cdr_manager.conf")[0]["general"]["enabled"] == "yes"
 
 
 def test_the_feature_code_reaches_the_shipped_dialplan() -> None:

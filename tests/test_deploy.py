@@ -82,7 +82,7 @@ def test_asterisk_gets_the_shipped_configuration_and_prompts(
     compose: dict[str, Any], service_cfg: Config
 ) -> None:
     m = mounts(compose["services"]["asterisk"])
-    for conf in ("extensions", "pjsip", "manager", "features", "cdr_manager"):
+    for conf in ("extensions", "pjsip", "manager", "features"):
         assert Path(m[f"/etc/asterisk/{conf}.conf"]).name == f"{conf}.conf"
     assert Path(m["/etc/asterisk/ivr-guard.conf"]) == Path("../dialplan/ivr-guard.conf")
     sounds = f"{service_cfg.prompts.sounds_dir}/{service_cfg.prompts.sound_prefix}"

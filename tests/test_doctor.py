@@ -230,7 +230,7 @@ async def test_ami_user_without_the_reporting_class(
         tmp_path, sqlite_url, catalog, monkeypatch, "s3cret", frozenset({"coreshowchannels"})
     )
     assert failed.check == "AMI" and "Permission denied" in failed.detail
-    assert failed.detail.endswith("the user needs write=call,reporting and read=call,cdr")
+    assert failed.detail.endswith("the user needs write=call,reporting and read=call")
 
 
 async def test_ami_unreachable_and_no_secret(

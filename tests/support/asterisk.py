@@ -167,7 +167,6 @@ class RealAsterisk:
         (etc / "test-contexts.conf").write_text(TEST_CONTEXTS)
         shutil.copy(ROOT / "dialplan" / "ivr-guard.conf", etc / "ivr-guard.conf")
         shutil.copy(conf / "features.conf", etc / "features.conf")
-        shutil.copy(conf / "cdr_manager.conf", etc / "cdr_manager.conf")
         manager = (conf / "manager.conf").read_text()
         manager = re.sub(r"(?m)^port=\d+$", f"port={self.ami_port}", manager)
         manager = manager.replace("secret=change-this-secret", f"secret={AMI_SECRET}")
