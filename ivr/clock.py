@@ -6,7 +6,6 @@ supervisor's CLI agree on what "now" is (tests, and a rehearsal of a past or fut
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -38,36 +37,40 @@ class FixedClock:
 
 
 class ShiftedClock:
-    """Starts at `at` when created and runs at the real rate (monotonic, so never backwards)."""
+    """The system clock moved by a fixed offset: every process given the same offset agrees on
+    "now" (a service and the CLI, or a rehearsal of another day)."""
 
-    def __init__(self, at: datetime) -> None:
-        if at.tzinfo is None:
-            raise ValueError("ShiftedClock needs an aware datetime")
-        self.at = at
-        self._t0 = time.monotonic()
+    def __init__(self, offset_s: float) -> None:
+        self.offset = timedelta(seconds=offset_s)
 
     def now(self) -> datetime:
-        return self.at + timedelta(seconds=time.monotonic() - self._t0)
+        return datetime.now(UTC) + self.offset
 
 
 def parse_clock(spec: str) -> Clock:
-    """`""` the system clock; `fixed:ISO` a clock that stands; `start:ISO` one that runs from ISO.
-
-    ISO must carry its offset: a clock without a zone would be read differently by each process.
-    """
+    """`""` the system clock; `fixed:ISO` a clock that stands still at ISO (with its offset, so
+    that every process reads it alike); `offset:SECONDS` the system clock moved by SECONDS."""
     spec = spec.strip()
     if not spec:
         return SystemClock()
     kind, sep, text = spec.partition(":")
-    if not sep or kind not in ("fixed", "start"):
-        raise ValueError(f"{CLOCK_ENV}: expected 'fixed:ISO' or 'start:ISO', got {spec!r}")
+    if kind == "offset" and sep:
+        try:
+            offset = float(text)
+        except ValueError:
+            raise ValueError(f"{CLOCK_ENV}: not a number of seconds: {text!r}") from None
+        if not abs(offset) < 1e11:  # also refuses nan and inf
+            raise ValueError(f"{CLOCK_ENV}: offset out of range: {text!r}")
+        return ShiftedClock(offset)
+    if kind != "fixed" or not sep:
+        raise ValueError(f"{CLOCK_ENV}: expected 'fixed:ISO' or 'offset:SECONDS', got {spec!r}")
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{CLOCK_ENV}: not an ISO date-time: {text!r}") from None
     if at.tzinfo is None:
         raise ValueError(f"{CLOCK_ENV}: the date-time needs an offset (+09:00 or Z): {text!r}")
-    return FixedClock(at) if kind == "fixed" else ShiftedClock(at)
+    return FixedClock(at)
 
 
 def clock_from_env(environ: Mapping[str, str]) -> Clock:

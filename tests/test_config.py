@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ivr.clock import SystemClock, clock_from_env, parse_clock
 from ivr.config import FIXED_PROMPTS, ConfigError, build_config, load_config
 from ivr.prompts import PromptCatalog
 
@@ -144,3 +146,24 @@ def test_database_url_from_the_environment(catalog: PromptCatalog, tmp_path: Pat
     data = {"database": {"url": "sqlite+aiosqlite:////x.sqlite3"}}
     assert build_config(data, {"IVR_DATABASE_URL": url}, catalog).database_url() == url
     assert build_config(data, {}, catalog).database_url() == "sqlite+aiosqlite:////x.sqlite3"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["start:2026-11-24T10:00:00+09:00", "fixed:2026-11-24T10:00:00", "fixed:tuesday",
+     "offset:soon", "offset:nan", "offset:1e12", "2026-11-24"],
+)  # fmt: skip
+def test_a_wrong_clock_is_refused_with_its_name(spec: str) -> None:
+    with pytest.raises(ValueError, match="IVR_CLOCK"):
+        parse_clock(spec)
+
+
+def test_the_clock_comes_from_ivr_clock() -> None:
+    assert isinstance(clock_from_env({}), SystemClock)
+    fixed = clock_from_env({"IVR_CLOCK": "fixed:2026-11-24T10:00:00+09:00"})
+    assert fixed.now() == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+    # Two processes with one offset read the same day, one year ahead of the system's.
+    a, b = (clock_from_env({"IVR_CLOCK": "offset:31536000"}) for _ in range(2))
+    ahead = a.now() - datetime.now(UTC)
+    assert timedelta(days=364.99) < ahead < timedelta(days=365.01)
+    assert abs(a.now() - b.now()) < timedelta(seconds=1)

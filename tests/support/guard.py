@@ -10,14 +10,16 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.support.asterisk import AMI_SECRET, RealAsterisk
 
 IVR = str(Path(sys.executable).with_name("ivr"))
-# A Tuesday, 10:00 in Tokyo: the centre is open. The service's clock starts here and runs.
-OPEN_AT = "2026-11-24T10:00:00+09:00"
+# A Tuesday, 10:00 in Tokyo: the centre is open. The service's clock starts about here and runs.
+OPEN_AT = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
 ME = os.environ.get("USER") or "root"
 
 
@@ -76,11 +78,13 @@ class Guard:
         self.config = work / "ivr.toml"
         self.config.write_text(render(cfg))
         self.log = work / "serve.log"
+        # One offset for the service and every CLI command: they agree on "now", whatever the day.
+        self.clock = f"offset:{(OPEN_AT - datetime.now(UTC)).total_seconds():.3f}"
         self._proc: asyncio.subprocess.Process | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ, IVR_CONFIG=str(self.config), IVR_AMI_SECRET=AMI_SECRET)
-        env.setdefault("IVR_CLOCK", f"start:{OPEN_AT}")
+        env.setdefault("IVR_CLOCK", self.clock)
         env.pop("IVR_DATA_DIR", None)
         env.update(extra)
         return env
