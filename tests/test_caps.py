@@ -154,8 +154,7 @@ async def test_exempt_numbers_are_never_capped(make_service: Any) -> None:
 async def test_a_duplicated_hangup_or_bridge_report_counts_once(
     make_service: Any, fake_ami: Any
 ) -> None:
-    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
-    await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
+    svc = await with_ami(make_service, fake_ami)
     rec = await call(svc, 1)
     assert rec.variables["IVR_DECISION"] == "route"
     await svc.app.journal.flush()
@@ -175,21 +174,34 @@ async def test_a_duplicated_hangup_or_bridge_report_counts_once(
 async def test_bridge_events_count_when_the_hangup_handler_never_reported(
     make_service: Any, fake_ami: Any
 ) -> None:
-    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
-    await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
+    svc = await with_ami(make_service, fake_ami)
     await call(svc, 1)
     await svc.app.journal.flush()
     uid = "1795352271.1"
-    await fake_ami.server.send(bridge_event(uid, "BridgeEnter"))
-    await until(lambda: uid in svc.app.reactor._talk)
-    svc.clock.at += timedelta(seconds=900)  # 15 minutes with the agent
-    await fake_ami.server.send(bridge_event(uid, "BridgeLeave") + hangup_event(uid))
+    await bridged_for(svc, fake_ami, uid, 900)  # 15 minutes with the agent
+    await fake_ami.server.send(hangup_event(uid))
     await until(lambda: len(svc.app.monitor) == 0)
     await until_row(svc, "call0001", lambda r: r["talk_s"] is not None)
     r = await row(svc, "call0001")
     assert (r["talk_s"], r["talk_source"], r["end_reason"]) == (900, "ami-bridge", "hangup-16")
     await hang_up(svc, "call0001", "880")  # a late handler report changes nothing
     assert (await row(svc, "call0001"))["talk_s"] == 900
+
+
+async def with_ami(make_service: Any, fake_ami: Any) -> Service:
+    """The service with [ami] set, once it has logged in to the fake AMI."""
+    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
+    assert svc.app.ami is not None
+    await svc.app.ami.wait_connected(5)
+    return svc
+
+
+async def bridged_for(svc: Service, fake_ami: Any, uniqueid: str, seconds: float) -> None:
+    """The caller's channel is bridged with the agent for `seconds` of the service's clock."""
+    await fake_ami.server.send(bridge_event(uniqueid, "BridgeEnter"))
+    await until(lambda: uniqueid in svc.app.reactor._talk)
+    svc.clock.at += timedelta(seconds=seconds)
+    await fake_ami.server.send(bridge_event(uniqueid, "BridgeLeave"))
 
 
 def bridge_event(uniqueid: str, name: str) -> bytes:
@@ -244,10 +256,7 @@ async def until_row(svc: Service, call_id: str, cond: Any, timeout: float = 5.0)
 async def test_calls_that_ended_while_ami_was_away_are_closed_on_reconnect(
     make_service: Any, fake_ami: Any
 ) -> None:
-    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
-    ami = svc.app.ami
-    assert ami is not None
-    await ami.wait_connected(5)
+    svc = await with_ami(make_service, fake_ami)
     await call(svc, 1)
     await call(svc, 2, number="0398765432")
     await svc.app.journal.flush()
@@ -269,17 +278,11 @@ async def test_calls_that_ended_while_ami_was_away_are_closed_on_reconnect(
 async def test_a_call_that_left_the_agent_and_ended_unseen_is_counted_on_reconnect(
     make_service: Any, fake_ami: Any
 ) -> None:
-    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
-    ami = svc.app.ami
-    assert ami is not None
-    await ami.wait_connected(5)
+    svc = await with_ami(make_service, fake_ami)
     await call(svc, 1)
     await svc.app.journal.flush()
     uid = "1795352271.1"
-    await fake_ami.server.send(bridge_event(uid, "BridgeEnter"))
-    await until(lambda: uid in svc.app.reactor._talk)
-    svc.clock.at += timedelta(seconds=120)
-    await fake_ami.server.send(bridge_event(uid, "BridgeLeave"))  # redirected to a prompt
+    await bridged_for(svc, fake_ami, uid, 120)  # then redirected to a prompt
     await until(lambda: len(svc.app.monitor) == 0)
     # AMI goes away; the caller hangs up meanwhile, so its Hangup is never seen.
     fake_ami.server.channels = []
@@ -311,8 +314,7 @@ async def test_a_refused_ami_login_does_not_stop_calls(
 async def test_cap_timers_restart_when_the_agent_answers(make_service: Any, fake_ami: Any) -> None:
     import asyncio
 
-    svc: Service = await make_service({"caps": CAPS, **fake_ami.config})
-    await svc.app.ami.wait_connected(5)  # type: ignore[union-attr]
+    svc = await with_ami(make_service, fake_ami)
     await call(svc, 1)
     watch = svc.app.monitor._by_uid["1795352271.1"]
     loop = asyncio.get_running_loop()
