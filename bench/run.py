@@ -1,9 +1,10 @@
 """`make bench`: `ivr serve` as a real process against synthetic calls; prints the table.
 
-For each database (SQLite, PostgreSQL): migrate, seed 1,000,000 blocklist entries (exact and
-prefix) and 1,000,000 past calls, start `ivr serve`, warm up, then for each number of callers
-held waiting in the menu (1, 100, 1,000, 10,000) run back-to-back full inbound calls for a fixed
-time and measure. Then the pyst2 process-per-call baseline on the SQLite database.
+For each database (SQLite by default; PostgreSQL with `--backends sqlite,postgresql`): migrate,
+seed 1,000,000 blocklist entries (exact and prefix) and 1,000,000 past calls, start `ivr serve`,
+warm up, then measure one call at a time, random arrivals at fixed rates, and back-to-back calls
+with 1 to 10,000 callers held waiting in the menu. Then `ivr serve --workers N` for each further
+worker count, the protocol floor (no decisions at all), and the pyst2 process-per-call baseline.
 """
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ def _raise_nofile() -> None:
 class Service:
     """`ivr serve` (or `argv` given the port) in its own process, with its memory sampled."""
 
-    def __init__(self, workdir: Path, url: str, argv: list[str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, url: str, argv: list[str] | None = None, workers: int = 1
+    ) -> None:
         self.port = _free_port()
-        self._argv = [*argv, str(self.port)] if argv else [IVR, "serve"]
+        self._argv = [*argv, str(self.port)] if argv else [IVR, "serve", f"--workers={workers}"]
         self.log = workdir / "serve.log"
         spool = workdir / "spool"
         spool.mkdir(exist_ok=True)
@@ -137,13 +140,17 @@ class Service:
                 time.sleep(0.1)
         threading.Thread(target=self._sample, daemon=True).start()
 
-    def _sample(self) -> None:
+    def _tree(self) -> list[psutil.Process]:
+        """The service and its workers, if any."""
         assert self.ps is not None
+        return [self.ps, *self.ps.children(recursive=True)]
+
+    def _sample(self) -> None:
         while not self._stop.wait(0.05):
             try:
-                self._peak = max(self._peak, self.ps.memory_info().rss)
+                self._peak = max(self._peak, sum(p.memory_info().rss for p in self._tree()))
             except psutil.Error:
-                return
+                continue  # a process ended between listing and reading
 
     def take_peak(self) -> float:
         """Peak resident memory (MiB) since the last call."""
@@ -151,9 +158,14 @@ class Service:
         return peak / 2**20
 
     def cpu(self) -> float:
-        assert self.ps is not None
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
+        total = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system
+        return total
 
     def stop(self) -> int:
         """SIGTERM, wait; the number of error lines the service logged."""
@@ -214,7 +226,13 @@ async def _serve_runs(label: str, url: str, workdir: Path, args: argparse.Namesp
     runs += [(0, float(rate)) for rate in args.rates]
     runs += [(held, args.concurrency) for held in args.held]
     mix = caller_mix(args.entries, args.past_calls)
-    return await _drive(Service(workdir, url), label, mix, runs, args)
+    rows = await _drive(Service(workdir, url), f"{label}, 1 worker", mix, runs, args)
+    for workers in args.workers:
+        if workers > 1:
+            svc = Service(workdir, url, workers=workers)
+            many = f"{label}, {workers} workers"
+            rows += await _drive(svc, many, mix, [(0, args.concurrency)], args)
+    return rows
 
 
 async def _drive(
@@ -350,7 +368,7 @@ async def main(args: argparse.Namespace) -> None:
     print(HEADER)
     for r in rows + ([baseline] if baseline else []):
         print(_format(r))
-    served = [r for r in rows if r.held and "SQLite" in r.label]
+    served = [r for r in rows if r.held and "SQLite, 1 worker" in r.label]
     if served and baseline and baseline.calls_s:
         slowest = min(r.calls_s for r in served)
         print(f"\nivr serve (SQLite, slowest row) / pyst2: {slowest / baseline.calls_s:.0f}x")
@@ -376,7 +394,13 @@ def _summary(args: argparse.Namespace) -> str:
 
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    p.add_argument("--backends", default="sqlite,postgresql", type=lambda s: s.split(","))
+    p.add_argument("--backends", default="sqlite", type=lambda s: s.split(","))
+    p.add_argument(
+        "--workers",
+        default="1,2",
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="worker counts; 1 runs every row, each other count the back-to-back row",
+    )
     p.add_argument(
         "--held", default="1,100,1000,10000", type=lambda s: [int(x) for x in s.split(",")]
     )

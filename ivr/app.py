@@ -5,40 +5,46 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr import compiled, names
+from ivr import names
 from ivr.agi.server import AgiServer
 from ivr.agi.session import Deadlines
-from ivr.ami.client import AmiAuthError, AmiClient, AmiSettings
+from ivr.ami.client import AmiAuthError, AmiClient
 from ivr.ami.reactor import Reactor
-from ivr.calls.ending import CallEnder
+from ivr.calls.ids import new_call_id
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock, SystemClock
-from ivr.config import AmiConfig, Config, parse_hostport
+from ivr.config import Config, parse_hostport
 from ivr.core.caller import classify
 from ivr.core.review import SYSTEM_ACTOR, Actor
-from ivr.db.engine import create_engine, redact
+from ivr.db.engine import redact
+from ivr.db.errors import DB_ERRORS
 from ivr.db.journal import CallJournal
 from ivr.db.migrate import schema_status
 from ivr.events.publisher import AlertPublisher
 from ivr.handlers.hangup import HangupHandler
 from ivr.handlers.harassment import HarassmentHandler
-from ivr.handlers.inbound import DB_ERRORS, InboundHandler, new_call_id
+from ivr.handlers.inbound import InboundHandler
 from ivr.metrics import Metrics
 from ivr.recordings.handoff import Handoff
 from ivr.recordings.service import RecordingService
-from ivr.recordings.storage import build_storage
 from ivr.review.service import BlocklistService
+from ivr.wiring import Parts
 
 log = logging.getLogger("ivr")
 
 
 class SchemaOutdated(Exception):
     """The database schema is not at the migrations' head."""
+
+
+class ServiceFailed(Exception):
+    """A background task of the service failed or ended: the service stops with an error."""
 
 
 @dataclass
@@ -57,25 +63,48 @@ class App:
     recordings: RecordingService
     metrics: Metrics
     metrics_port: int | None = None
+    primary: bool = True  # runs the jobs one service needs once (see `start`)
+    failure: BaseException | None = None
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closing: bool = False
 
-    async def start(self, host: str, port: int) -> None:
-        """Record expiries due, start the background tasks, then accept calls."""
-        await self._sweep()
-        self._tasks = [
-            asyncio.create_task(self.journal.run(), name="call-journal"),
-            asyncio.create_task(self._sweeper(), name="blocklist-expiry"),
-            asyncio.create_task(self.alerts.run(), name="mqtt-alerts"),
-            asyncio.create_task(self.handoff.run(), name="recording-handoff"),
-            asyncio.create_task(self._purger(), name="recording-purge"),
-        ]
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Record expiries due, start the background tasks, then accept calls.
+
+        Every worker runs its journal, its alert queue and its AMI connection; the primary
+        one also the blocklist expiry, the recording hand-off and purge, and the metrics
+        (another worker serves them on the next port)."""
+        jobs: dict[str, Coroutine[Any, Any, None]] = {"call-journal": self.journal.run()}
+        if self.alerts.enabled:
+            jobs["mqtt-alerts"] = self.alerts.run()
+        if self.primary:
+            await self._sweep()
+            jobs["blocklist-expiry"] = self._sweeper()
+            jobs["recording-handoff"] = self.handoff.run()
+            jobs["recording-purge"] = self._purger()
         if self.ami is not None:
-            self._tasks.append(asyncio.create_task(self._ami(self.ami), name="ami"))
+            jobs["ami"] = self._ami(self.ami)
+        for name, job in jobs.items():
+            task = asyncio.create_task(job, name=name)
+            task.add_done_callback(self._ended)
+            self._tasks.append(task)
         if self.cfg.metrics.listen:
             m_host, m_port = parse_hostport(self.cfg.metrics.listen)
             self.metrics_port = await asyncio.to_thread(self.metrics.serve, m_host, m_port)
             log.info("Prometheus metrics on http://%s:%d/metrics", m_host, self.metrics_port)
-        await self.agi.start(host, port)
+        await self.agi.start(host, port, reuse_port=reuse_port)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A background task ended: unless the service is closing, that is a failure."""
+        if task.cancelled() or self._closing:
+            if not task.cancelled():
+                task.exception()  # retrieved: a failure while closing was logged by close()
+            return
+        exc = task.exception()
+        self.failure = exc or ServiceFailed(f"{task.get_name()} ended")
+        log.error("background task %s failed: %r; stopping", task.get_name(), self.failure)
+        self.failed.set()
 
     async def _ami(self, ami: AmiClient) -> None:
         """AMI is an aid, not a dependency: calls go on without it (hang-up handler accounting)."""
@@ -84,6 +113,7 @@ class App:
         except* AmiAuthError as group:
             for exc in group.exceptions:
                 log.error("%s; AMI disabled until restart", exc)
+        await asyncio.Event().wait()  # disabled, not failed: the service goes on
 
     async def _sweep(self) -> None:
         try:
@@ -116,6 +146,7 @@ class App:
 
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""
+        self._closing = True
         await self.agi.close(grace=grace)
         self.monitor.close()
         self.reactor.close()
@@ -128,7 +159,9 @@ class App:
                 log.error("stopping with %d alerts not delivered", self.alerts.backlog)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("background task failed while stopping: %r", result)
         await asyncio.to_thread(self.metrics.close)
         await self.engine.dispose()
 
@@ -139,36 +172,39 @@ def build_app(
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
     new_id: Callable[[], str] = new_call_id,
+    primary: bool = True,
 ) -> App:
-    """Wire the parts; nothing is started."""
-    engine = engine or create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
-    journal = CallJournal(engine)
-    clock = clock or SystemClock()
-    alerts = AlertPublisher(cfg.mqtt)
-    monitor = CallMonitor(alerts, clock)
+    """Wire the service from the composition root's parts; nothing is started."""
+    parts = Parts(cfg, clock or SystemClock(), engine=engine, new_id=new_id)
+    return app_from(parts, primary=primary)
+
+
+def app_from(parts: Parts, *, primary: bool = True) -> App:
+    cfg, clock = parts.cfg, parts.clock
+    journal, monitor, alerts, ami, metrics = (
+        parts.journal,
+        parts.monitor,
+        parts.alerts,
+        parts.ami,
+        parts.metrics,
+    )
     reactor = Reactor(journal, monitor, clock, cdr_grace_s=cfg.ami.cdr_grace_s)
-    ami = AmiClient(ami_settings(cfg.ami)) if cfg.ami.host else None
     if ami is not None:
         reactor.attach(ami)
-    blocklist = BlocklistService(engine, cfg, clock)
-    ender = CallEnder(engine, cfg, blocklist, alerts, clock)
-    metrics = Metrics()
-    inbound = InboundHandler(cfg, engine, journal, clock, alerts, monitor, new_id, metrics)
+    inbound = parts.inbound
     a = cfg.agi
     agi = AgiServer(
         {
             names.SCRIPT_INBOUND: inbound,
             names.SCRIPT_HANGUP: HangupHandler(journal, monitor, clock),
-            names.SCRIPT_HARASSMENT: HarassmentHandler(ender, ami),
+            names.SCRIPT_HARASSMENT: HarassmentHandler(parts.ender, ami),
         },
         allow=a.allow,
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
         observe=metrics.tallies.observe_handler,
     )
-    storage = build_storage(cfg)
-    handoff = Handoff(engine, cfg, storage, alerts, clock)
-    recordings = RecordingService(engine, storage, clock)
+    handoff = parts.handoff
     metrics.gauges(
         {
             "ivr_agi_sessions": ("FastAGI sessions in progress.", lambda: agi.active_sessions),
@@ -194,29 +230,19 @@ def build_app(
     )
     return App(
         cfg,
-        engine,
+        parts.engine,
         journal,
         inbound,
         agi,
-        blocklist,
+        parts.blocklist,
         alerts,
         monitor,
         reactor,
         ami,
         handoff,
-        recordings,
+        parts.recordings,
         metrics,
-    )
-
-
-def ami_settings(c: AmiConfig) -> AmiSettings:
-    return AmiSettings(
-        host=c.host,
-        port=c.port,
-        username=c.username,
-        secret=c.secret,
-        action_timeout_s=c.action_timeout_s,
-        ping_interval_s=c.ping_interval_s,
+        primary=primary,
     )
 
 
@@ -246,12 +272,18 @@ async def serve(
     clock: Clock | None = None,
     started: asyncio.Event | None = None,
     freeze: bool = False,
+    worker: int | None = None,
 ) -> App:
-    """Run until `stop` is set, then close gracefully. Refuses an out-of-date schema.
+    """Run until `stop` is set, then close gracefully. Refuses an out-of-date schema; raises
+    `ServiceFailed` when a background task fails (after closing as gracefully).
 
     `freeze`: `freeze_heap` before accepting calls; for a process that only serves.
+    `worker`: this process is worker N of `ivr serve --workers` (SO_REUSEPORT listener; only
+    worker 0 runs the once-per-service jobs; worker N serves metrics on the port + N).
     """
-    app = build_app(cfg, clock=clock)
+    if worker:
+        cfg = _worker_config(cfg, worker)
+    app = build_app(cfg, clock=clock, primary=not worker)
     try:
         await check_schema(app.engine, cfg.database_url())
     except BaseException:
@@ -261,12 +293,30 @@ async def serve(
     if freeze:
         freeze_heap(cfg.screening.region)
     try:
-        await app.start(host, port)
-        log.info("call path: %s", compiled.build().summary)
+        await app.start(host, port, reuse_port=worker is not None)
         if started is not None:
             started.set()
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(app.failed.wait())
+        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
         log.info("stopping: waiting for calls in progress")
     finally:
         await app.close(grace=10.0)
+    if app.failure is not None:
+        raise ServiceFailed(f"a background task failed: {app.failure!r}") from app.failure
     return app
+
+
+def _worker_config(cfg: Config, worker: int) -> Config:
+    """Worker N > 0 serves its metrics on the configured port + N (port 0 stays 0)."""
+    if not cfg.metrics.listen:
+        return cfg
+    host, port = parse_hostport(cfg.metrics.listen)
+    listen = (
+        f"[{host}]:{port + worker if port else 0}"
+        if ":" in host
+        else f"{host}:{port + worker if port else 0}"
+    )
+    return cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"listen": listen})})

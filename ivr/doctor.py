@@ -17,17 +17,16 @@ from typing import Literal
 
 import aiomqtt
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.ami.client import AmiAuthError, AmiClient, AmiError
-from ivr.app import ami_settings
+from ivr.clock import Clock
 from ivr.config import Config
-from ivr.db.engine import create_engine
 from ivr.db.migrate import schema_status
 from ivr.events.publisher import mqtt_client
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog, prompt_file_problems
-from ivr.recordings.storage import StorageError, build_storage, hash_file
+from ivr.recordings.storage import StorageError, hash_file
+from ivr.wiring import Parts
 
 Status = Literal["ok", "warn", "fail", "off"]
 TIMEOUT_S = 5.0
@@ -43,8 +42,8 @@ class Finding:
         return asdict(self)
 
 
-async def check_database(cfg: Config) -> Finding:
-    engine: AsyncEngine = create_engine(cfg.database_url(), timeout_s=TIMEOUT_S)
+async def check_database(parts: Parts) -> Finding:
+    engine = parts.engine
     where = engine.url.render_as_string(hide_password=True)
     try:
         status = await asyncio.wait_for(schema_status(engine), TIMEOUT_S)
@@ -123,7 +122,8 @@ async def _dialplan_spool(client: AmiClient, cfg: Config) -> Finding | None:
     return Finding("dialplan spool", "ok", f"IVR_GUARD_SPOOL = recording.spool_dir ({value})")
 
 
-async def check_ami(cfg: Config) -> list[Finding]:
+async def check_ami(parts: Parts) -> list[Finding]:
+    cfg = parts.cfg
     if not cfg.ami.host:
         return [
             Finding("AMI", "off", "[ami] host is not set: no cap timers at answer, no Redirect")
@@ -131,7 +131,8 @@ async def check_ami(cfg: Config) -> list[Finding]:
     where = f"{cfg.ami.host}:{cfg.ami.port}"
     if not cfg.ami.secret:
         return [Finding("AMI", "fail", "no secret: set IVR_AMI_SECRET or [ami] secret_file")]
-    client = AmiClient(ami_settings(cfg.ami))
+    client = parts.ami
+    assert client is not None  # [ami] host is set
     task = asyncio.create_task(client.run())
     try:
         ready = asyncio.create_task(client.wait_connected(TIMEOUT_S))
@@ -178,9 +179,9 @@ async def check_broker(cfg: Config) -> Finding:
     return Finding("MQTT", "ok", f"connected to {where}, published to {c.topic_prefix}/doctor")
 
 
-async def check_storage(cfg: Config) -> Finding:
+async def check_storage(parts: Parts) -> Finding:
     """Store a probe, read it back, compare, delete: what the hand-off does to a recording."""
-    storage = build_storage(cfg)
+    storage = parts.storage
     where = storage.describe()
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.txt"
@@ -217,12 +218,13 @@ def check_spool(cfg: Config) -> Finding:
     return Finding("spool", "ok", str(spool))
 
 
-async def run_checks(cfg: Config, catalog: PromptCatalog) -> list[Finding]:
+async def run_checks(cfg: Config, catalog: PromptCatalog, clock: Clock) -> list[Finding]:
+    parts = Parts(cfg, clock, timeout_s=TIMEOUT_S)
     findings: list[Finding] = [Finding("configuration", "ok", "valid")]
-    findings.append(await check_database(cfg))
+    findings.append(await check_database(parts))
     findings += check_prompts(cfg, catalog)
     findings.append(check_spool(cfg))
-    findings.append(await check_storage(cfg))
-    findings += await check_ami(cfg)
+    findings.append(await check_storage(parts))
+    findings += await check_ami(parts)
     findings.append(await check_broker(cfg))
     return findings

@@ -95,9 +95,7 @@ class JsonLineFormatter(logging.Formatter):
         return "".join(parts)
 
 
-# The handler `setup_logging` installed, which `Log` writes into directly. A plain
-# StreamHandler: logging holds handlers by weak reference, and a class compiled by mypyc
-# does not clear its weak references when freed (mypyc/mypyc#1102).
+# The handler `setup_logging` installed, which `Log` writes into directly.
 _ours: list[logging.StreamHandler[TextIO]] = []
 
 

@@ -78,7 +78,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        # What calls count, compiled (`ivr.tally`); read here at scrape time.
+        # What calls count, as plain numbers (`ivr.tally`); read here at scrape time.
         self.tallies = CallTallies(LATENCY_BUCKETS)
         self.registry.register(_Calls(self.tallies))
         self._server: WSGIServer | None = None

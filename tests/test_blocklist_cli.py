@@ -234,3 +234,21 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
     assert res.returncode == 8
     assert res.stdout.strip() == "BROKEN at row 2: contents do not match the row's hash: edited"
     assert ivr_json(["audit", "verify"], env, code=8)["row"] == 2
+
+
+def test_simulate_uses_its_own_database_unless_told(tmp_path: Path) -> None:
+    """A number blocked on the server is not blocked in a throwaway simulation."""
+    env = setup(tmp_path)
+    entry = ivr_json(
+        ["blocklist", "propose", "0312345678", "--category", "threats", "--note", "x"]
+        + ["--as", "alice"],
+        env,
+    )
+    ivr_json(["blocklist", "approve", str(entry["id"]), "--as", "bob"], env)
+    call = ["simulate", "--caller", "0312345678", "--at", "2026-11-24T10:00", "--digits", "1"]
+    res = _run(call, env)
+    assert res.returncode == 0, res.stderr
+    assert "reason menu" in res.stdout and "blocked" not in res.stdout
+    res = _run([*call, "--use-db"], env)
+    assert res.returncode == 0, res.stderr
+    assert "hang up (reason blocked" in res.stdout

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ivr.clock import SystemClock
 from ivr.config import Config, build_config
 from ivr.db import migrate
 from ivr.doctor import Finding, run_checks
@@ -44,7 +45,7 @@ def healthy(tmp_path: Path, db_url: str) -> dict[str, Any]:
 
 async def check(data: dict[str, Any], catalog: PromptCatalog) -> dict[str, Finding]:
     cfg: Config = build_config(data, os.environ, catalog)
-    return {f.check: f for f in await run_checks(cfg, catalog)}
+    return {f.check: f for f in await run_checks(cfg, catalog, SystemClock())}
 
 
 def only_failure(found: dict[str, Finding]) -> Finding:

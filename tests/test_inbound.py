@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import insert
 
 from ivr import names
+from ivr.calls.ids import new_call_id
 from ivr.db.calls import get_call
 from ivr.db.models import blocklist_entries
-from ivr.handlers.inbound import new_call_id
 from ivr.recordings.handoff import _CALL_FILE
 from ivr.sim.fake_asterisk import CallerScript, Channel, hang_up_during
 from tests.conftest import JST, OPEN_TIME, Service

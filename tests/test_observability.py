@@ -102,7 +102,7 @@ def _samples(
 
 
 def test_handler_times_are_bucketed_as_prometheus_client_does() -> None:
-    """Our compiled tallies, scraped, give the samples prometheus_client's Histogram gives."""
+    """Our tallies, scraped, give the samples prometheus_client's Histogram gives."""
     ours = Metrics()
     theirs = CollectorRegistry()
     reference = Histogram(

@@ -20,7 +20,7 @@ from ivr.agi.protocol import (
     parse_reply_line,
     quote,
 )
-from ivr.sim.fake_asterisk import app_args
+from ivr.sim.agi_commands import app_args
 
 ENV = (
     b"agi_network: yes\nagi_network_script: inbound?x=1\nagi_callerid: 0312345678\n"

@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from mypy_extensions import mypyc_attr
-
 DEFAULT_MAX_ENV_BYTES = 32 * 1024
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 MAX_COMMAND_BYTES = 2000  # Asterisk reads commands into a 2 KiB buffer (AGI_BUF_LEN)
@@ -40,14 +38,6 @@ class AgiEnvironment:
     values: Mapping[str, str]
     junk_lines: int = 0
     duplicate_keys: tuple[str, ...] = ()
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self, values: Mapping[str, str], junk_lines: int = 0, duplicate_keys: tuple[str, ...] = ()
-    ) -> None:
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "junk_lines", junk_lines)
-        object.__setattr__(self, "duplicate_keys", duplicate_keys)
 
     def get(self, key: str, default: str = "") -> str:
         """Value of `agi_<key>` (or the full key), or `default`."""
@@ -101,10 +91,6 @@ class Reply:
 @dataclass(frozen=True)
 class EnvironmentReceived:
     env: AgiEnvironment
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, env: AgiEnvironment) -> None:
-        object.__setattr__(self, "env", env)
 
 
 @dataclass(frozen=True)
@@ -168,20 +154,6 @@ class AgiParser:
     _awaiting: bool = False
     _usage: list[str] | None = None
     _accept: Callable[[Reply], bool] | None = None
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self,
-        max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    ) -> None:
-        self.max_env_bytes = max_env_bytes
-        self.max_line_bytes = max_line_bytes
-        self._buf = bytearray()
-        self._in_env = True
-        self._awaiting = False
-        self._usage = None
-        self._accept = None
 
     @property
     def environment_done(self) -> bool:
@@ -308,7 +280,6 @@ def quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@mypyc_attr(native_class=False)  # mypyc cannot compile a subclass of str as its own
 class Raw(str):
     """A command token we made ourselves (a number, a variable name): sent unquoted."""
 

@@ -9,15 +9,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from ivr.agi.errors import AgiCommandError, AgiHangup, AgiTimeout
 from ivr.agi.protocol import DEFAULT_MAX_ENV_BYTES, AgiEnvironment
-from ivr.agi.session import (
-    AgiCommandError,
-    AgiConnection,
-    AgiHangup,
-    AgiSession,
-    AgiTimeout,
-    Deadlines,
-)
+from ivr.agi.session import AgiConnection, AgiSession, Deadlines
 
 log = logging.getLogger("ivr.agi")
 
@@ -64,7 +58,7 @@ class AgiServer:
 
     @property
     def port(self) -> int:
-        # Any: uvloop's `sockets` is a list where asyncio's is a tuple, and compiled code checks.
+        # Any: uvloop's `sockets` is a list where asyncio's is a tuple.
         server: Any = self._server
         assert server is not None and server.sockets
         return int(server.sockets[0].getsockname()[1])
@@ -130,10 +124,13 @@ class AgiServer:
                 label = script if handler is not None else "unknown"
                 self._observe(label, time.monotonic() - session.started, session.first_command_s)
 
-    async def start(self, host: str, port: int) -> None:
-        """Bind and start accepting connections."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Bind and start accepting connections; `reuse_port`: beside other workers' sockets
+        (the kernel spreads new connections over them)."""
         loop = self._loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol_factory, host, port, backlog=1024)
+        self._server = await loop.create_server(
+            self._protocol_factory, host, port, backlog=1024, reuse_port=reuse_port or None
+        )
         log.info("FastAGI listening on %s:%d", host, self.port)
 
     async def close(self, grace: float = 10.0) -> None:

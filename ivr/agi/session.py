@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from ivr.agi.errors import AgiCommandError, AgiDeadline, AgiHangup, AgiTimeout
 from ivr.agi.protocol import (
     MAX_COMMAND_BYTES,
     AgiEnvironment,
@@ -42,30 +43,6 @@ def _names_ok(names: tuple[str, ...]) -> bool:
     return all(_MSET_NAME.fullmatch(n) for n in names)
 
 
-class AgiHangup(Exception):
-    """The channel is gone: a `HANGUP` line, a 511 reply, or the socket closed."""
-
-
-class AgiTimeout(Exception):
-    """Asterisk did not answer a command before its deadline."""
-
-
-class AgiDeadline(Exception):
-    """The handler's own deadline (`AgiSession.limit`) passed while it waited for a reply.
-
-    The connection stays open: that reply is still owed (`AgiSession.settle`), and the handler
-    may then send its last commands.
-    """
-
-
-class AgiCommandError(Exception):
-    """Asterisk refused a command (510 unknown command, 520 usage)."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(f"AGI error {reply.code}: {reply.data}")
-        self.reply = reply
-
-
 @dataclass(frozen=True)
 class Deadlines:
     """Seconds each kind of command may take before the session is abandoned."""
@@ -82,12 +59,6 @@ class StreamResult:
     missing: bool
     digit: str | None
     endpos: int
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, missing: bool, digit: str | None, endpos: int) -> None:
-        object.__setattr__(self, "missing", missing)
-        object.__setattr__(self, "digit", digit)
-        object.__setattr__(self, "endpos", endpos)
 
 
 class AgiConnection(asyncio.Protocol):

@@ -35,24 +35,6 @@ class Watch:
     deadlines: tuple[float, ...] = ()  # loop times of the warning (if any) and of the cap
     armed: int = 0  # the arming its queue entries must carry; older entries are stale
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self,
-        call_id: str,
-        uniqueid: str,
-        caller: str | None,
-        limit_s: int,
-        warning_s: int | None,
-    ) -> None:
-        self.call_id = call_id
-        self.uniqueid = uniqueid
-        self.caller = caller
-        self.limit_s = limit_s
-        self.warning_s = warning_s
-        self.answered = False
-        self.deadlines = ()
-        self.armed = 0
-
 
 # (loop time, call id, arming, is the cap): only atoms, so the collector stops tracking them.
 _Entry = tuple[float, str, int, bool]

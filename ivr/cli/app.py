@@ -47,9 +47,13 @@ def serve(
     agi_listen: Annotated[
         str | None, typer.Option(help="FastAGI HOST:PORT (default 127.0.0.1:4573).")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Service processes sharing the FastAGI port.")
+    ] = 1,
+    worker: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run the FastAGI server until SIGTERM or SIGINT."""
-    from ivr.app import SchemaOutdated
+    from ivr.app import SchemaOutdated, ServiceFailed
     from ivr.app import serve as run_serve
 
     cfg = _load(config)
@@ -62,19 +66,27 @@ def serve(
         cfg = cfg.model_copy(update={"agi": cfg.agi.model_copy(update={"listen": agi_listen})})
     now_clock = clock()
     _logging(cfg)
+    if workers > 1 and worker is None:
+        from ivr.workers import run_workers
+
+        passed = ["--config", str(config)] if config else []
+        raise typer.Exit(run_workers(workers, passed, cfg.agi.listen))
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_serve(cfg, stop, clock=now_clock, freeze=True)
+        await run_serve(cfg, stop, clock=now_clock, freeze=True, worker=worker)
 
     try:
         uvloop.run(main())  # libuv's loop: 40 % more calls per second than asyncio's (bench/)
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(EXIT_SCHEMA) from None
+    except ServiceFailed as exc:
+        err.print(f"stopped: {exc}", style="red", highlight=False, markup=False)
+        raise typer.Exit(1) from None
     except OSError as exc:
         err.print(f"[red]cannot start: {exc}[/red]", highlight=False)
         raise typer.Exit(1) from None

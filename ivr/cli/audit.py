@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
 from ivr.core.audit import AuditEvent
 from ivr.review import trail
+from ivr.wiring import Parts
 
 app = typer.Typer(no_args_is_help=True, help="The audit trail of blocklist changes.")
 
@@ -24,10 +24,10 @@ def log_(
     """Every audit event in order (or one entry's)."""
     cfg = c.load(config)
 
-    async def work(engine: AsyncEngine) -> list[AuditEvent]:
-        return await trail.log(engine, entry)
+    async def work(parts: Parts) -> list[AuditEvent]:
+        return await trail.log(parts.engine, entry)
 
-    events = c.with_engine(cfg, work)
+    events = c.with_parts(cfg, work)
     if as_json:
         c.print_json([e.__dict__ for e in events])
         return
@@ -53,7 +53,7 @@ def log_(
 def verify(config: c.ConfigOpt = None, as_json: c.JsonOpt = False) -> None:
     """Check every row's hash and link, the chain's end, and every entry; exit 8 if broken."""
     cfg = c.load(config)
-    verdict = c.with_engine(cfg, trail.verify)
+    verdict = c.with_parts(cfg, lambda parts: trail.verify(parts.engine))
     head = verdict.head[1] if verdict.head else None
     if as_json:
         c.print_json(

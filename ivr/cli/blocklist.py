@@ -9,7 +9,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
 from ivr.config import Config
@@ -19,6 +18,7 @@ from ivr.core.proposal import parse_days
 from ivr.core.review import ReviewError
 from ivr.review import csvfile
 from ivr.review.service import BlocklistService, ImportRejected, Proposal, Proposed
+from ivr.wiring import Parts
 
 app = typer.Typer(no_args_is_help=True, help="Blocklist: propose, review, list, import, export.")
 
@@ -28,8 +28,8 @@ T = TypeVar("T")
 
 
 def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: bool) -> T:
-    async def main(engine: AsyncEngine) -> T:
-        svc = BlocklistService(engine, cfg, c.clock())
+    async def main(parts: Parts) -> T:
+        svc = parts.blocklist
         if sweep:
             await svc.sweep()
         try:
@@ -41,7 +41,7 @@ def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: b
         except ReviewError as exc:
             raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
 
-    return c.with_engine(cfg, main)
+    return c.with_parts(cfg, main)
 
 
 def _json_entry(rec: dict[str, Any], status: EntryStatus | None = None) -> dict[str, Any]:

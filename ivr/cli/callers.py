@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
 from ivr.core import caps
@@ -16,6 +15,7 @@ from ivr.core.blocklist import candidate_patterns, match
 from ivr.core.caller import normalise
 from ivr.db import calls as calls_repo
 from ivr.db.models import blocklist_entries
+from ivr.wiring import Parts
 
 callers_app = typer.Typer(no_args_is_help=True, help="One caller's calls, usage and flags.")
 
@@ -36,8 +36,8 @@ def show(
     policy = cfg.caps.policy(cfg.screening.region)
     day, window = caps.usage_since(now, cfg.hours.zone(), policy)
 
-    async def work(engine: AsyncEngine) -> tuple[caps.Usage, list[dict[str, Any]], list[Any]]:
-        async with engine.connect() as conn:
+    async def work(parts: Parts) -> tuple[caps.Usage, list[dict[str, Any]], list[Any]]:
+        async with parts.engine.connect() as conn:
             usage = await calls_repo.caller_usage(conn, e164, day, window, "")
             history = await calls_repo.caller_calls(conn, e164, now - timedelta(days=days), 200)
             t = blocklist_entries
@@ -47,7 +47,7 @@ def show(
             )
         return usage, history, entries
 
-    usage, history, entries = c.with_engine(cfg, work)
+    usage, history, entries = c.with_parts(cfg, work)
     verdict = caps.assess(e164, usage, policy)
     acting = match(e164, [calls_repo.block_entry(e) for e in entries], now)
     flags = [

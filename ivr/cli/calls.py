@@ -9,15 +9,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.ami.client import AmiClient, AmiError
-from ivr.calls.ending import CallEnder, EndRequest, EndResult
+from ivr.calls.ending import EndRequest, EndResult
 from ivr.cli import common as c
 from ivr.core.review import ReviewError
 from ivr.db import calls as calls_repo
 from ivr.events.publisher import AlertPublisher
-from ivr.review.service import BlocklistService
+from ivr.wiring import Parts
 
 calls_app = typer.Typer(no_args_is_help=True, help="Calls in progress: list them, end one.")
 
@@ -30,11 +29,11 @@ def active(config: c.ConfigOpt = None, json: c.JsonOpt = False) -> None:
     cfg = c.load(config)
     now = c.clock().now()
 
-    async def work(engine: AsyncEngine) -> list[dict[str, Any]]:
-        async with engine.connect() as conn:
+    async def work(parts: Parts) -> list[dict[str, Any]]:
+        async with parts.engine.connect() as conn:
             return await calls_repo.open_calls(conn, now - LIVE_WINDOW)
 
-    rows = c.with_engine(cfg, work)
+    rows = c.with_parts(cfg, work)
     data = [
         {
             "call_id": r["call_id"],
@@ -97,14 +96,11 @@ def end(
     if category is not None and not harassment:
         raise c.fail("--category goes with --harassment", c.EXIT_CONFIG)
 
-    async def work(engine: AsyncEngine) -> tuple[EndResult, AlertPublisher]:
-        from ivr.app import ami_settings
-
-        clock = c.clock()
-        alerts = AlertPublisher(cfg.mqtt)
-        ender = CallEnder(engine, cfg, BlocklistService(engine, cfg, clock), alerts, clock)
+    async def work(parts: Parts) -> tuple[EndResult, AlertPublisher]:
+        alerts, ender = parts.alerts, parts.ender
         await ender.live_call(call_id)  # before connecting anywhere
-        ami = AmiClient(ami_settings(cfg.ami))
+        ami = parts.ami
+        assert ami is not None  # [ami] host is set
         tasks = [asyncio.create_task(ami.run()), asyncio.create_task(alerts.run())]
         try:
             await _connected(ami, tasks[0], cfg.ami.action_timeout_s * 2)
@@ -134,7 +130,7 @@ def end(
             await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
-        result, alerts = c.with_engine(cfg, work)
+        result, alerts = c.with_parts(cfg, work)
     except ReviewError as exc:
         raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
     except AmiError as exc:

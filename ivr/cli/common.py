@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from ivr.config import Config, ConfigError, load_config
 from ivr.core.review import Actor, ReviewError, resolve_actor
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
+
+if TYPE_CHECKING:
+    from ivr.wiring import Parts
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -126,25 +129,26 @@ def _default(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def with_engine(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(engine)` on a fresh engine after checking the schema is current."""
+def with_parts(cfg: Config, work: Callable[[Parts], Awaitable[T]]) -> T:
+    """Run `work(parts)` with the composition root's parts (the command's clock, a patient
+    database wait) after checking the schema is current."""
     import asyncio
 
-    from ivr.db.engine import create_engine
     from ivr.db.migrate import schema_status
+    from ivr.wiring import Parts
 
     async def main() -> T:
         async with AsyncExitStack() as stack:
-            engine = create_engine(cfg.database_url(), timeout_s=max(cfg.database.timeout_s, 10))
-            stack.push_async_callback(engine.dispose)
-            st = await schema_status(engine)
+            parts = Parts(cfg, clock(), timeout_s=max(cfg.database.timeout_s, 10))
+            stack.push_async_callback(parts.engine.dispose)
+            st = await schema_status(parts.engine)
             if not st.up_to_date:
                 raise fail(
                     f"database schema is at {st.current or 'none'}, code needs {st.head}: "
                     "run `ivr db upgrade`",
                     EXIT_SCHEMA,
                 )
-            return await work(engine)
+            return await work(parts)
 
     try:
         return asyncio.run(main())

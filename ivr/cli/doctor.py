@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ivr.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, catalog, out, print_json
+from ivr.cli.common import EXIT_FAILED, ConfigOpt, JsonOpt, catalog, clock, out, print_json
 from ivr.config import ConfigError, load_config
 from ivr.doctor import Finding, run_checks
 
@@ -39,4 +39,4 @@ def _findings(config: Path | None) -> list[Finding]:
         cfg = load_config(config, os.environ, catalog())
     except ConfigError as exc:
         return [Finding("configuration", "fail", str(exc))]
-    return asyncio.run(run_checks(cfg, catalog()))
+    return asyncio.run(run_checks(cfg, catalog(), clock()))

@@ -9,28 +9,27 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.cli import common as c
 from ivr.config import Config
 from ivr.core.caller import normalise
 from ivr.core.review import ReviewError
 from ivr.recordings.service import RecordingService
-from ivr.recordings.storage import build_storage
+from ivr.wiring import Parts
 
 app = typer.Typer(no_args_is_help=True, help="Recordings: list, show, export, hold, verify, purge.")
 T = TypeVar("T")
 
 
 def _run(cfg: Config, work: Callable[[RecordingService], Awaitable[T]]) -> T:
-    async def main(engine: AsyncEngine) -> T:
-        svc = RecordingService(engine, build_storage(cfg), c.clock())
+    async def main(parts: Parts) -> T:
+        svc = parts.recordings
         try:
             return await work(svc)
         except ReviewError as exc:
             raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
 
-    return c.with_engine(cfg, main)
+    return c.with_parts(cfg, main)
 
 
 def _date(cfg: Config, text: str | None, option: str) -> datetime | None:

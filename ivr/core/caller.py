@@ -43,12 +43,6 @@ class Caller:
     e164: str | None
     raw: str
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, cls: CallerClass, e164: str | None, raw: str) -> None:
-        object.__setattr__(self, "cls", cls)
-        object.__setattr__(self, "e164", e164)
-        object.__setattr__(self, "raw", raw)
-
 
 def _presentation(pres: str) -> CallerClass | None:
     p = pres.strip().lower()

@@ -39,11 +39,6 @@ class Usage:
     talk_today_s: float  # talk time of today's calls (calendar day in the centre's time zone)
     calls_in_window: int  # calls started within the repeat window
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, talk_today_s: float, calls_in_window: int) -> None:
-        object.__setattr__(self, "talk_today_s", talk_today_s)
-        object.__setattr__(self, "calls_in_window", calls_in_window)
-
 
 @dataclass(frozen=True)
 class Assessment:
@@ -53,23 +48,6 @@ class Assessment:
     exempt: bool = False
     used_s: float = 0.0
     calls_in_window: int = 0
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self,
-        outcome: Outcome,
-        limit_s: int | None,
-        warning_s: int | None,
-        exempt: bool = False,
-        used_s: float = 0.0,
-        calls_in_window: int = 0,
-    ) -> None:
-        object.__setattr__(self, "outcome", outcome)
-        object.__setattr__(self, "limit_s", limit_s)
-        object.__setattr__(self, "warning_s", warning_s)
-        object.__setattr__(self, "exempt", exempt)
-        object.__setattr__(self, "used_s", used_s)
-        object.__setattr__(self, "calls_in_window", calls_in_window)
 
 
 def is_exempt(e164: str | None, p: CapPolicy) -> bool:

@@ -26,21 +26,11 @@ class Ask:
     attempt: int
     before: str | None = None
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, attempt: int, before: str | None = None) -> None:
-        object.__setattr__(self, "attempt", attempt)
-        object.__setattr__(self, "before", before)
-
 
 @dataclass(frozen=True)
 class Routed:
     route: str
     digits: str | None
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, route: str, digits: str | None) -> None:
-        object.__setattr__(self, "route", route)
-        object.__setattr__(self, "digits", digits)
 
 
 @dataclass(frozen=True)

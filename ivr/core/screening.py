@@ -52,21 +52,6 @@ class Screen:
     route: str | None = None
     entry_id: int | None = None
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self,
-        proceed: bool,
-        reason: Reason,
-        prompt: str | None = None,
-        route: str | None = None,
-        entry_id: int | None = None,
-    ) -> None:
-        object.__setattr__(self, "proceed", proceed)
-        object.__setattr__(self, "reason", reason)
-        object.__setattr__(self, "prompt", prompt)
-        object.__setattr__(self, "route", route)
-        object.__setattr__(self, "entry_id", entry_id)
-
 
 @dataclass(frozen=True)
 class ClosedPolicy:

@@ -43,11 +43,6 @@ class _Outcome:
     call_id: str
     outcome: CallOutcome
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(self, call_id: str, outcome: CallOutcome) -> None:
-        object.__setattr__(self, "call_id", call_id)
-        object.__setattr__(self, "outcome", outcome)
-
 
 _Op = CallStart | _Outcome | TalkReport | Closed
 
@@ -69,7 +64,6 @@ class CallJournal:
     ) -> None:
         self._engine = engine
         self._writer = sqlite_writer_engine(engine.url.render_as_string(hide_password=False))
-        # Not `_thread`: compiled by mypyc, that becomes the C field `__thread`, a C keyword.
         self._pool = (
             ThreadPoolExecutor(1, thread_name_prefix="ivr-journal") if self._writer else None
         )

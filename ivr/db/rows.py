@@ -1,8 +1,7 @@
 """A call's start and outcome as the journal writes them, and their rows for the `calls` table.
 
-Kept apart from `ivr.db.calls` (the SQLAlchemy statements) because every call builds one of
-each and `make` compiles this module: the rows are spelled out field by field rather than taken
-with `vars()`, which compiled classes do not have.
+Kept apart from `ivr.db.calls` (the SQLAlchemy statements): every call builds one of each, and
+the rows are spelled out field by field, cheaper than `dataclasses.asdict`.
 """
 
 from __future__ import annotations
@@ -26,31 +25,6 @@ class CallStart:
     started_at: datetime
     channel: str | None = None
 
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self,
-        call_id: str,
-        uniqueid: str,
-        linkedid: str,
-        caller_raw: str,
-        caller_name: str,
-        caller_e164: str | None,
-        caller_class: str,
-        dialled: str,
-        started_at: datetime,
-        channel: str | None = None,
-    ) -> None:
-        object.__setattr__(self, "call_id", call_id)
-        object.__setattr__(self, "uniqueid", uniqueid)
-        object.__setattr__(self, "linkedid", linkedid)
-        object.__setattr__(self, "caller_raw", caller_raw)
-        object.__setattr__(self, "caller_name", caller_name)
-        object.__setattr__(self, "caller_e164", caller_e164)
-        object.__setattr__(self, "caller_class", caller_class)
-        object.__setattr__(self, "dialled", dialled)
-        object.__setattr__(self, "started_at", started_at)
-        object.__setattr__(self, "channel", channel)
-
 
 @dataclass(frozen=True)
 class CallOutcome:
@@ -63,29 +37,6 @@ class CallOutcome:
     end_reason: str | None
     duration_s: float | None = None
     limit_s: int | None = None
-
-    # Written out so that mypyc compiles it (the generated one runs interpreted).
-    def __init__(
-        self,
-        decision: str | None,
-        reason: str | None,
-        route: str | None,
-        blocklist_entry_id: int | None,
-        recording_path: str | None,
-        ended_at: datetime | None,
-        end_reason: str | None,
-        duration_s: float | None = None,
-        limit_s: int | None = None,
-    ) -> None:
-        object.__setattr__(self, "decision", decision)
-        object.__setattr__(self, "reason", reason)
-        object.__setattr__(self, "route", route)
-        object.__setattr__(self, "blocklist_entry_id", blocklist_entry_id)
-        object.__setattr__(self, "recording_path", recording_path)
-        object.__setattr__(self, "ended_at", ended_at)
-        object.__setattr__(self, "end_reason", end_reason)
-        object.__setattr__(self, "duration_s", duration_s)
-        object.__setattr__(self, "limit_s", limit_s)
 
 
 START_KEYS = tuple(f.name for f in fields(CallStart))

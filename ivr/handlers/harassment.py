@@ -14,7 +14,7 @@ from ivr.ami.client import AmiClient, AmiError
 from ivr.calls.ending import CallEnder, EndRequest
 from ivr.core.review import SYSTEM_ACTOR, Actor, ReviewError
 from ivr.handlers.hangup import call_id_argument
-from ivr.handlers.inbound import SAFE_CHANNEL
+from ivr.names import SAFE_CHANNEL
 
 log = logging.getLogger("ivr.harassment")
 

@@ -25,13 +25,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.clock import Clock
 from ivr.config import Config
 from ivr.core.alerts import Alert, AlertType
 from ivr.db import recordings as repo
+from ivr.db.errors import DB_ERRORS
 from ivr.events.publisher import AlertSink
 from ivr.recordings.storage import (
     Digest,
@@ -48,7 +49,6 @@ log = logging.getLogger("ivr.recordings")
 # else in the spool is left alone (and named in the log once).
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,90}\.wav$")
 _CALL_FILE = re.compile(r"^([0-9a-f]{32}|call[0-9]{4,})\.wav$")
-DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
 
 
 def call_id_of(name: str) -> str | None:

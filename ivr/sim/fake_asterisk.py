@@ -8,12 +8,11 @@ at each menu, and where to hang up.
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ivr.agi.protocol import parse_args
+from ivr.sim.agi_commands import app_args, split_command, usage
 
 DEAD_ALLOWED = frozenset(
     {
@@ -31,34 +30,6 @@ DEAD_ALLOWED = frozenset(
         "ASYNCAGI BREAK",
     }
 )
-KNOWN_VERBS = (
-    "GET FULL VARIABLE",
-    "GET VARIABLE",
-    "SET VARIABLE",
-    "STREAM FILE",
-    "CONTROL STREAM FILE",
-    "GET DATA",
-    "WAIT FOR DIGIT",
-    "ANSWER",
-    "HANGUP",
-    "EXEC",
-    "VERBOSE",
-    "NOOP",
-    "CHANNEL STATUS",
-    "DATABASE GET",
-    "DATABASE PUT",
-    "DATABASE DEL",
-    "DATABASE DELTREE",
-    "SET CONTEXT",
-    "SET EXTENSION",
-    "SET PRIORITY",
-    "SET AUTOHANGUP",
-    "SET MUSIC",
-    "SAY DIGITS",
-    "SAY NUMBER",
-    "RECORD FILE",
-    "ASYNCAGI BREAK",
-)
 KNOWN_APPS = frozenset(
     {
         "MixMonitor",
@@ -72,7 +43,6 @@ KNOWN_APPS = frozenset(
         "ChannelRedirect",
     }
 )
-_VERB_WORDS = [(v, v.split()) for v in KNOWN_VERBS]
 HANGUP_511 = "511 Command Not Permitted on a dead channel or intercept routine"
 ENDPOS_FULL = 83203  # what the captured notice played to
 ENDPOS_CUT = 28000  # where the captured caller hung up
@@ -307,12 +277,12 @@ class FakeAsterisk:
             return ["200 result=1"]
         if verb == "SET VARIABLE":
             if len(args) != 2:
-                return _usage("SET VARIABLE <variablename> <value>")
+                return usage("SET VARIABLE <variablename> <value>")
             st.vars[args[0]] = args[1]
             return ["200 result=1"]
         if verb == "GET VARIABLE":
             if len(args) != 1:
-                return _usage("GET VARIABLE <variablename>")
+                return usage("GET VARIABLE <variablename>")
             value = st.vars.get(args[0])
             return ["200 result=0"] if value is None else [f"200 result=1 ({value})"]
         if verb == "GET FULL VARIABLE":
@@ -344,7 +314,7 @@ class FakeAsterisk:
             return ["200 result=0"] if app in self.apps else ["200 result=-2"]
         if verb == "STREAM FILE":
             if len(args) < 2:
-                return _usage("STREAM FILE <filename> <escape_digits> [<sample offset>]")
+                return usage("STREAM FILE <filename> <escape_digits> [<sample offset>]")
             rec.played.append(args[0])
             if not self.sound_exists(args[0]):
                 return ["200 result=-1 endpos=0"]
@@ -355,7 +325,7 @@ class FakeAsterisk:
             return [f"200 result=0 endpos={self.sound_length(args[0])}"]
         if verb == "GET DATA":
             if len(args) < 1:
-                return _usage("GET DATA <file to be streamed> [<timeout>] [<maxdigits>]")
+                return usage("GET DATA <file to be streamed> [<timeout>] [<maxdigits>]")
             rec.played.append(args[0])
             if hang_now:
                 st.dead = True
@@ -378,54 +348,3 @@ class ChannelState:
     dead: bool = False
     hangup_sent: bool = False
     close_after_reply: bool = False
-
-
-@functools.lru_cache(maxsize=512)  # prompts and menus repeat on every call (the load generator)
-def split_command(text: str) -> tuple[str | None, tuple[str, ...]]:
-    """Match the longest known verb (case-insensitive, as Asterisk does) and parse the rest."""
-    words = parse_args(text)
-    upper = [w.upper() for w in words]
-    for verb, parts in _VERB_WORDS:
-        if upper[: len(parts)] == parts:
-            return verb, tuple(words[len(parts) :])
-    return None, tuple(words)
-
-
-def app_args(data: str) -> list[str]:
-    """Split application data the way Asterisk's `AST_STANDARD_APP_ARGS` does: at commas outside
-    quotes and brackets, with quotes and backslash escapes removed."""
-    out: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    quoted = escaped = False
-    for ch in data:
-        if escaped:
-            cur.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif quoted:
-            cur.append(ch)
-        elif ch in "([":
-            depth += 1
-            cur.append(ch)
-        elif ch in ")]" and depth:
-            depth -= 1
-            cur.append(ch)
-        elif ch == "," and not depth:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
-def _usage(usage: str) -> list[str]:
-    return [
-        "520-Invalid command syntax.  Proper usage follows:",
-        f"Usage: {usage}",
-        "520 End of proper usage.",
-    ]

@@ -41,7 +41,8 @@ async def run_simulation(
     use_configured_db: bool = False,
 ) -> tuple[CallRecord, InboundHandler]:
     """Serve one call on a loopback port; a throwaway database unless asked otherwise."""
-    from ivr.app import build_app, check_schema
+    from ivr.app import app_from, check_schema
+    from ivr.wiring import Parts
 
     with tempfile.TemporaryDirectory(prefix="ivr-sim-") as tmp:
         url = cfg.database_url()
@@ -49,7 +50,7 @@ async def run_simulation(
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'sim.sqlite3'}"
             await asyncio.to_thread(migrate.upgrade, url)
         engine = create_engine(url, timeout_s=cfg.database.timeout_s)
-        app = build_app(cfg, clock=clock, engine=engine)
+        app = app_from(Parts(cfg, clock, engine=engine))
         try:
             await check_schema(engine, url)
             await app.start("127.0.0.1", 0)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from ivr.agi.errors import AgiDeadline
 from ivr.agi.server import AgiServer
-from ivr.agi.session import AgiDeadline, AgiSession
+from ivr.agi.session import AgiSession
 from ivr.db.calls import get_call
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.conftest import Service
