@@ -351,7 +351,7 @@ async def main(args: argparse.Namespace) -> None:
                 work / "floor", argparse.Namespace(**{**vars(args), "seconds": args.floor_seconds})
             )
         if "postgresql" in args.backends:
-            from tests.pg import PgServer
+            from tests.support.pg import PgServer
 
             pg = PgServer()
             pg.start()

@@ -34,6 +34,7 @@ from ivr.metrics import Metrics
 from ivr.recordings.handoff import Handoff
 from ivr.recordings.service import RecordingService
 from ivr.review.service import BlocklistService
+from ivr.tasks import Supervisor
 from ivr.wiring import Parts
 
 log = logging.getLogger("ivr")
@@ -64,10 +65,7 @@ class App:
     metrics: Metrics
     metrics_port: int | None = None
     primary: bool = True  # runs the jobs one service needs once (see `start`)
-    failure: BaseException | None = None
-    failed: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _closing: bool = False
+    tasks: Supervisor = field(default_factory=Supervisor)
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         """Record expiries due, start the background tasks, then accept calls.
@@ -86,25 +84,12 @@ class App:
         if self.ami is not None:
             jobs["ami"] = self._ami(self.ami)
         for name, job in jobs.items():
-            task = asyncio.create_task(job, name=name)
-            task.add_done_callback(self._ended)
-            self._tasks.append(task)
+            self.tasks.start(name, job)
         if self.cfg.metrics.listen:
             m_host, m_port = parse_hostport(self.cfg.metrics.listen)
             self.metrics_port = await asyncio.to_thread(self.metrics.serve, m_host, m_port)
             log.info("Prometheus metrics on http://%s:%d/metrics", m_host, self.metrics_port)
         await self.agi.start(host, port, reuse_port=reuse_port)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        """A background task ended: unless the service is closing, that is a failure."""
-        if task.cancelled() or self._closing:
-            if not task.cancelled():
-                task.exception()  # retrieved: a failure while closing was logged by close()
-            return
-        exc = task.exception()
-        self.failure = exc or ServiceFailed(f"{task.get_name()} ended")
-        log.error("background task %s failed: %r; stopping", task.get_name(), self.failure)
-        self.failed.set()
 
     async def _ami(self, ami: AmiClient) -> None:
         """AMI is an aid, not a dependency: calls go on without it (hang-up handler accounting)."""
@@ -146,7 +131,7 @@ class App:
 
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""
-        self._closing = True
+        self.tasks.stopping()
         await self.agi.close(grace=grace)
         self.monitor.close()
         self.reactor.close()
@@ -157,11 +142,7 @@ class App:
                 await self.alerts.flush(timeout=min(grace, 5.0))
             except TimeoutError:
                 log.error("stopping with %d alerts not delivered", self.alerts.backlog)
-        for task in self._tasks:
-            task.cancel()
-        for result in await asyncio.gather(*self._tasks, return_exceptions=True):
-            if isinstance(result, Exception):
-                log.error("background task failed while stopping: %r", result)
+        await self.tasks.close()
         await asyncio.to_thread(self.metrics.close)
         await self.engine.dispose()
 
@@ -297,15 +278,16 @@ async def serve(
         if started is not None:
             started.set()
         stopping = asyncio.create_task(stop.wait())
-        failing = asyncio.create_task(app.failed.wait())
+        failing = asyncio.create_task(app.tasks.failed.wait())
         await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         failing.cancel()
         log.info("stopping: waiting for calls in progress")
     finally:
         await app.close(grace=10.0)
-    if app.failure is not None:
-        raise ServiceFailed(f"a background task failed: {app.failure!r}") from app.failure
+    if app.tasks.failure is not None:
+        failure = app.tasks.failure
+        raise ServiceFailed(f"a background task failed: {failure!r}") from failure
     return app
 
 

@@ -63,7 +63,7 @@ def run_workers(n: int, serve_args: Sequence[str], listen: str) -> int:
                 break
             if done and not stopping:
                 failed = done[0]
-                status = failed.returncode or 1
+                status = failed.returncode if failed.returncode > 0 else 1
                 log.error("worker pid %d exited (%s): stopping the others", failed.pid, status)
                 forward(signal.SIGTERM, None)
             time.sleep(0.1)

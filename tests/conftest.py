@@ -11,26 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ivr.app import App, build_app
+from ivr.app import build_app
 from ivr.clock import FixedClock
-from ivr.config import Config, build_config
+from ivr.config import build_config
 from ivr.db import migrate
 from ivr.db.engine import create_engine
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
 from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
-from tests.mqtt import Broker
-from tests.pg import PgServer
-
-JST = ZoneInfo("Asia/Tokyo")
-# A Tuesday, 10:00 in Tokyo: the centre is open.
-OPEN_TIME = datetime(2026, 11, 24, 10, 0, tzinfo=JST)
+from tests.support.mqtt import Broker
+from tests.support.pg import PgServer
+from tests.support.service import OPEN_TIME, Service
 
 
 @pytest.fixture(scope="session")
@@ -60,15 +55,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
         return str(request.getfixturevalue("sqlite_url"))
     server: PgServer = request.getfixturevalue("pg_server")
     return asyncio.run(_fresh_pg_database(server))
-
-
-@dataclass
-class Service:
-    app: App
-    engine: AsyncEngine
-    clock: FixedClock
-    fake: FakeAsterisk
-    cfg: Config
 
 
 @pytest.fixture

@@ -2,68 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import aiomqtt
 import pytest
 from sqlalchemy import insert
 
 from ivr.db.models import blocklist_entries
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import OPEN_TIME, Service
-from tests.mqtt import Broker
-from tests.servers import Gate
-from tests.test_caps import CAPS, hang_up
+from tests.support.alerts import mqtt, subscribed
+from tests.support.caps import CAPS, hang_up
+from tests.support.mqtt import Broker
+from tests.support.servers import Gate
+from tests.support.service import OPEN_TIME, Service
 
 FIELDS = {"type", "call_id", "caller", "elapsed_s", "cap_s", "at", "id"}
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, dict[str, Any], int]] = []
-        self.ready = asyncio.Event()
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [p for t, p, _ in self.messages if p["type"] == kind]
-
-    async def wait(self, kind: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
-        async def until() -> None:
-            while len(self.of(kind)) < count:
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(until(), timeout)
-        return self.of(kind)
-
-
-@contextlib.asynccontextmanager
-async def subscribed(port: int) -> AsyncIterator[Inbox]:
-    inbox = Inbox()
-
-    async def run() -> None:
-        async with aiomqtt.Client("127.0.0.1", port) as client:
-            await client.subscribe("ivr/alerts/#", qos=1)
-            inbox.ready.set()
-            async for m in client.messages:
-                assert isinstance(m.payload, bytes)
-                inbox.messages.append((str(m.topic), json.loads(m.payload), m.qos))
-
-    task = asyncio.create_task(run())
-    try:
-        await asyncio.wait_for(inbox.ready.wait(), 10)
-        yield inbox
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-            await task
-
-
-def mqtt(port: int) -> dict[str, Any]:
-    return {"mqtt": {"host": "127.0.0.1", "port": port, "retry_max_s": 1}}
 
 
 async def test_every_alert_type_arrives_with_the_documented_payload(

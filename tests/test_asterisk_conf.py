@@ -7,33 +7,9 @@ import sys
 from pathlib import Path
 
 from ivr.paths import project_root
+from tests.support.asterisk_conf import LINT, parse
 
 CONF = project_root() / "asterisk-conf"
-LINT = """
-import sys
-from asterisklint import FileConfigParser
-parser = FileConfigParser()
-parser.include(sys.argv[1])
-for context in parser:
-    for varset in context._varsets:
-        print(f"{context.name}\\t{varset.variable}\\t{varset.value}")
-"""
-
-
-def parse(path: Path) -> tuple[dict[str, dict[str, str]], str]:
-    """asterisklint's config reader: sections and settings, and whatever it warned about."""
-    res = subprocess.run(
-        [sys.executable, "-c", LINT, path.name],
-        cwd=path.parent,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    sections: dict[str, dict[str, str]] = {}
-    for line in res.stdout.splitlines():
-        section, key, value = line.split("\t")
-        sections.setdefault(section, {})[key] = value
-    return sections, res.stderr
 
 
 def test_every_non_dialplan_file_passes_asterisklint() -> None:

@@ -20,7 +20,8 @@ from ivr.db.models import audit_events, blocklist_entries
 from ivr.review import trail
 from ivr.review.service import BlocklistService, ImportRejected, Proposal
 from ivr.sim.fake_asterisk import Channel
-from tests.conftest import OPEN_TIME, Service
+from tests.support.service import OPEN_TIME, Service
+from tests.support.tampering import EXPECTED, TAMPERING, tamper_sqlite
 
 ALICE, BOB, CAROL = Actor("alice"), Actor("bob"), Actor("carol")
 NUMBER = "090-1234-5678"
@@ -198,48 +199,6 @@ async def _history(url: str) -> BlocklistService:
     await bl.reject(ALICE, b, "wrong number")
     assert (await trail.verify(bl._engine)).problem is None
     return bl
-
-
-TAMPERING = {
-    "edit a reason": ["UPDATE audit_events SET reason = 'nothing' WHERE seq = 2"],
-    "edit an actor": ["UPDATE audit_events SET actor = 'carol' WHERE seq = 3"],
-    "delete a row": ["DELETE FROM audit_events WHERE seq = 2"],
-    "delete the last row": ["DELETE FROM audit_events WHERE seq = 4"],
-    "delete the last row and fix the head": [
-        "DELETE FROM audit_events WHERE seq = 4",
-        "UPDATE audit_head SET seq = 3, hash = (SELECT hash FROM audit_events WHERE seq = 3)",
-    ],
-    "reorder two rows": [
-        "UPDATE audit_events SET seq = -1 WHERE seq = 2",
-        "UPDATE audit_events SET seq = 2 WHERE seq = 3",
-        "UPDATE audit_events SET seq = 3 WHERE seq = -1",
-    ],
-    "approve an entry behind the trail's back": [
-        "UPDATE blocklist_entries SET status = 'approved' WHERE id = 2"
-    ],
-    "delete an entry": ["DELETE FROM blocklist_entries WHERE id = 1"],
-}
-EXPECTED = {
-    "edit a reason": "row 2: contents do not match the row's hash: edited",
-    "edit an actor": "row 3: contents do not match the row's hash: edited",
-    "delete a row": "row 3: expected row 2: rows were removed or renumbered",
-    "delete the last row": "the chain ends at row 3 but the head record says row 4",
-    "delete the last row and fix the head": "row 2: blocklist entry 2 differs from its last",
-    "reorder two rows": "row 2: prev_hash does not match the row before: removed or reordered",
-    "approve an entry behind the trail's back": "row 4: blocklist entry 2 differs",
-    "delete an entry": "row 3: blocklist entry 1 was deleted outside the audit trail",
-}
-
-
-def tamper_sqlite(db: sqlite3.Connection, case: str) -> None:
-    """The triggers refuse an edit; someone with the file drops them and applies `case`
-    (verify must still find what they did)."""
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("UPDATE audit_events SET reason = 'x' WHERE seq = 1")
-    db.execute("DROP TRIGGER audit_events_no_update")
-    db.execute("DROP TRIGGER audit_events_no_delete")
-    for statement in TAMPERING[case]:
-        db.execute(statement)
 
 
 @pytest.mark.parametrize("case", list(TAMPERING))

@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pwd
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 from ivr.review.csvfile import parse_import
 from ivr.review.service import Proposal
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
-from tests.test_cli import _free_port, _run, serving
-
-ME = pwd.getpwuid(os.geteuid()).pw_name
-
-
-def setup(
-    tmp_path: Path, roster: dict[str, str] | None = None, url: str | None = None
-) -> dict[str, str]:
-    """A configuration with supervisors, a migrated database, and the environment to use them."""
-    roster = {ME: "admin", "alice": "supervisor", "bob": "supervisor"} if roster is None else roster
-    people = "\n".join(f'{name} = "{role}"' for name, role in roster.items())
-    database = f'[database]\nurl = "{url}"\n' if url else ""
-    cfg = tmp_path / "ivr.toml"
-    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n{database}[supervisors]\n{people}\n')
-    # A fixed day: the expiry dates written below stay in the future whatever today is.
-    env = dict(os.environ, IVR_CONFIG=str(cfg), IVR_CLOCK="fixed:2026-11-24T10:00:00+09:00")
-    env.pop("IVR_DATA_DIR", None)
-    assert _run(["db", "upgrade"], env).returncode == 0
-    return env
-
-
-def ivr_json(args: list[str], env: dict[str, str], code: int = 0) -> Any:
-    res = _run([*args, "--json"], env)
-    assert res.returncode == code, res.stderr
-    return json.loads(res.stdout) if res.stdout.strip() else None
+from tests.support.cli import ME, ivr_json, run_ivr, serving, setup
+from tests.support.servers import free_port
 
 
 async def test_approval_refuses_the_next_call_while_serve_runs(tmp_path: Path, db_url: str) -> None:
     env = setup(tmp_path, url=db_url)
-    port = _free_port()
+    port = free_port()
     fake = FakeAsterisk("127.0.0.1", port)
 
     async def reason() -> str:
@@ -97,26 +70,26 @@ def test_who_may_act(tmp_path: Path) -> None:
         env,
     )
     eid = str(entry["id"])
-    res = _run(["blocklist", "approve", eid, "--as", "alice"], env)
+    res = run_ivr(["blocklist", "approve", eid, "--as", "alice"], env)
     assert res.returncode == 5 and "another supervisor must approve" in res.stderr
-    res = _run(["blocklist", "approve", eid, "--as", "mallory"], env)
+    res = run_ivr(["blocklist", "approve", eid, "--as", "mallory"], env)
     assert res.returncode == 5 and "'mallory' is not a supervisor" in res.stderr
     # The OS user alone, when the configuration does not list it, may not act.
     (tmp_path / "other").mkdir()
     outsider = setup(tmp_path / "other", {"alice": "supervisor", "bob": "supervisor"})
-    res = _run(["blocklist", "approve", eid], outsider)
+    res = run_ivr(["blocklist", "approve", eid], outsider)
     assert res.returncode == 5 and f"OS user {ME!r} is not a supervisor" in res.stderr
     # A supervisor who is not an admin may not act for someone else.
     (tmp_path / "plain").mkdir()
     plain = setup(tmp_path / "plain", {ME: "supervisor", "bob": "supervisor"})
-    res = _run(["blocklist", "approve", "1", "--as", "bob"], plain)
+    res = run_ivr(["blocklist", "approve", "1", "--as", "bob"], plain)
     assert res.returncode == 5 and "--as is for admins only" in res.stderr
-    assert _run(["blocklist", "approve", "99", "--as", "bob"], env).returncode == 6
-    assert _run(["blocklist", "reject", eid, "--as", "bob"], env).returncode == 4  # no --note
-    assert _run(["blocklist", "approve", eid, "--as", "bob"], env).returncode == 0
-    res = _run(["blocklist", "approve", eid, "--as", ME], env)
+    assert run_ivr(["blocklist", "approve", "99", "--as", "bob"], env).returncode == 6
+    assert run_ivr(["blocklist", "reject", eid, "--as", "bob"], env).returncode == 4  # no --note
+    assert run_ivr(["blocklist", "approve", eid, "--as", "bob"], env).returncode == 0
+    res = run_ivr(["blocklist", "approve", eid, "--as", ME], env)
     assert res.returncode == 7 and "approved" in res.stderr
-    res = _run(
+    res = run_ivr(
         [
             "blocklist",
             "propose",
@@ -144,28 +117,28 @@ def test_csv_import_is_all_or_nothing_and_export_reads_back(tmp_path: Path, db_u
         "03-5555,yes,repeated-calls,forty calls a day,2027-03-31\n",
         encoding="utf-8",
     )
-    res = _run(["blocklist", "import", str(bad), "--as", "alice"], env)
+    res = run_ivr(["blocklist", "import", str(bad), "--as", "alice"], env)
     assert res.returncode == 4
     assert "line 3: unknown category 'shouting'" in res.stderr and "line 2" not in res.stderr
     assert ivr_json(["blocklist", "list"], env) == []
     assert ivr_json(["audit", "log"], env) == []
     good = tmp_path / "good.csv"
     good.write_text(bad.read_text().replace("shouting", "abusive-language"), encoding="utf-8-sig")
-    res = _run(["blocklist", "import", str(good), "--as", "alice"], env)
+    res = run_ivr(["blocklist", "import", str(good), "--as", "alice"], env)
     assert res.returncode == 0 and "3 entries proposed" in res.stdout, res.stderr
-    exported = _run(["blocklist", "export"], env)
+    exported = run_ivr(["blocklist", "export"], env)
     assert exported.returncode == 0
     rows = parse_import(exported.stdout)
+    first, second = rows[0][1], rows[1][1]
+    assert isinstance(first, Proposal) and isinstance(second, Proposal)
     assert [p for _, p in rows] == [
-        Proposal("+819011112222", "threats", "threatened", False, (), rows[0][1].expires, "reject"),  # type: ignore[union-attr]
-        Proposal(
-            "+819011113333", "abusive-language", "loud", False, (), rows[1][1].expires, "reject"
-        ),  # type: ignore[union-attr]
+        Proposal("+819011112222", "threats", "threatened", False, (), first.expires, "reject"),
+        Proposal("+819011113333", "abusive-language", "loud", False, (), second.expires, "reject"),
         Proposal(
             "+8135555", "repeated-calls", "forty calls a day", True, (), "2027-03-31", "reject"
         ),
     ]
-    res = _run(["blocklist", "import", str(tmp_path / "missing.csv"), "--as", "alice"], env)
+    res = run_ivr(["blocklist", "import", str(tmp_path / "missing.csv"), "--as", "alice"], env)
     assert res.returncode == 4 and "missing.csv" in res.stderr
     assert [e["action"] for e in ivr_json(["audit", "log"], env)] == ["import"] * 3
 
@@ -195,14 +168,14 @@ def test_list_filters_and_categories(tmp_path: Path, db_url: str) -> None:
     assert [e["id"] for e in ivr_json(["blocklist", "list", "--number", "+819010000002"], env)] == [
         2
     ]
-    assert _run(["blocklist", "list", "--status", "maybe"], env).returncode == 4
+    assert run_ivr(["blocklist", "list", "--status", "maybe"], env).returncode == 4
     cats = ivr_json(["blocklist", "categories"], env)
     assert len(cats) == 12 and cats[0] == {
         "code": "time-restraint",
         "ja": "時間拘束型",
         "en": "Time restraint",
     }
-    table = _run(["blocklist", "list"], env)
+    table = run_ivr(["blocklist", "list"], env)
     assert "+819010000001" in table.stdout and "pending" in table.stdout
 
 
@@ -223,14 +196,14 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
         env,
     )
     ivr_json(["blocklist", "approve", "1", "--as", "bob"], env)
-    res = _run(["audit", "verify"], env)
+    res = run_ivr(["audit", "verify"], env)
     assert res.returncode == 0 and res.stdout.startswith("OK: 2 events, head ")
     db = sqlite3.connect(tmp_path / "data" / "ivr.sqlite3")
     with db:
         db.execute("DROP TRIGGER audit_events_no_update")
         db.execute("UPDATE audit_events SET actor = 'alice' WHERE seq = 2")
     db.close()
-    res = _run(["audit", "verify"], env)
+    res = run_ivr(["audit", "verify"], env)
     assert res.returncode == 8
     assert res.stdout.strip() == "BROKEN at row 2: contents do not match the row's hash: edited"
     assert ivr_json(["audit", "verify"], env, code=8)["row"] == 2
@@ -239,16 +212,13 @@ def test_audit_verify_exit_codes(tmp_path: Path) -> None:
 def test_simulate_uses_its_own_database_unless_told(tmp_path: Path) -> None:
     """A number blocked on the server is not blocked in a throwaway simulation."""
     env = setup(tmp_path)
-    entry = ivr_json(
-        ["blocklist", "propose", "0312345678", "--category", "threats", "--note", "x"]
-        + ["--as", "alice"],
-        env,
-    )
+    propose = ["blocklist", "propose", "0312345678", "--category", "threats", "--note", "x"]
+    entry = ivr_json([*propose, "--as", "alice"], env)
     ivr_json(["blocklist", "approve", str(entry["id"]), "--as", "bob"], env)
     call = ["simulate", "--caller", "0312345678", "--at", "2026-11-24T10:00", "--digits", "1"]
-    res = _run(call, env)
+    res = run_ivr(call, env)
     assert res.returncode == 0, res.stderr
     assert "reason menu" in res.stdout and "blocked" not in res.stdout
-    res = _run([*call, "--use-db"], env)
+    res = run_ivr([*call, "--use-db"], env)
     assert res.returncode == 0, res.stderr
     assert "hang up (reason blocked" in res.stdout

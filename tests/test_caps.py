@@ -10,17 +10,11 @@ import pytest
 
 from ivr.sim.fake_ami import frame
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import OPEN_TIME, Service
-from tests.test_inbound import GET_MENU, row, stream
+from tests.support.caps import CAPS, hang_up
+from tests.support.inbound import GET_MENU, row, stream
+from tests.support.service import OPEN_TIME, Service
 
 NUMBER = "0312345678"
-CAPS: dict[str, Any] = {
-    "per_call_minutes": 60,
-    "warning_lead_s": 60,
-    "daily_budget_minutes": 60,
-    "min_call_s": 60,
-    "repeat_threshold": 0,
-}
 ALWAYS_OPEN: dict[str, Any] = {
     **{day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
     "public_holidays": False,
@@ -32,13 +26,6 @@ async def call(svc: Service, n: int, *, number: str = NUMBER, digits: str = "1")
     return await svc.fake.call(
         Channel(callerid=number, uniqueid=f"1795352271.{n}"), CallerScript(digits=[digits])
     )
-
-
-async def hang_up(svc: Service, call_id: str, talk: str, status: str = "ANSWER") -> None:
-    """What the dialplan's hang-up handler sends: AGI(.../hangup,ID,ANSWEREDTIME,DIALSTATUS)."""
-    rec = await svc.fake.call(Channel(script="hangup", args=(call_id, talk, status)))
-    assert rec.commands == []  # the channel is dead: nothing is sent to it
-    await svc.app.journal.flush()
 
 
 def limits(rec: Any) -> tuple[str, str]:

@@ -14,7 +14,8 @@ from ivr.db.calls import get_call
 from ivr.db.engine import create_engine
 from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
-from tests.test_cli import IVR, _free_port
+from tests.support.cli import IVR
+from tests.support.servers import free_port
 
 CONFIG = """
 data_dir = "{data}"
@@ -57,7 +58,7 @@ class Serve:
 
 @contextlib.asynccontextmanager
 async def serve(env: dict[str, str], tmp: Path, name: str) -> AsyncIterator[Serve]:
-    port = _free_port()
+    port = free_port()
     log = tmp / f"{name}.log"
     with log.open("wb") as fh:
         proc = await asyncio.create_subprocess_exec(

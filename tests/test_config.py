@@ -78,14 +78,14 @@ def test_catalog_requires_both_languages(tmp_path: Path) -> None:
         PromptCatalog.load(f)
 
 
-def test_the_readme_configuration_example_is_valid(catalog: PromptCatalog) -> None:
+def test_the_documented_configuration_example_is_valid(catalog: PromptCatalog) -> None:
     import re
     import tomllib
 
     from ivr.core.review import Role
     from ivr.paths import project_root
 
-    readme = (project_root() / "README.md").read_text(encoding="utf-8")
+    readme = (project_root() / "docs" / "operations.md").read_text(encoding="utf-8")
     section = readme.split("## Configuration", 1)[1]
     block = re.search(r"```toml\n(.*?)```", section, re.S)
     assert block is not None

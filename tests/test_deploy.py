@@ -18,7 +18,7 @@ import yaml
 
 from ivr.config import Config, build_config, parse_hostport
 from ivr.paths import project_root
-from tests.test_asterisk_conf import parse
+from tests.support.asterisk_conf import parse
 
 ROOT = project_root()
 DOCKER = ROOT / "docker"

@@ -20,10 +20,10 @@ from ivr.doctor import Finding, run_checks
 from ivr.paths import project_root, prompts_dir
 from ivr.prompts import PromptCatalog
 from ivr.sim.fake_ami import FakeAmi
-from tests.mqtt import Broker
-from tests.s3 import CREDENTIALS, S3Server
-from tests.servers import free_port
-from tests.test_prompts import tone
+from tests.support.mqtt import Broker
+from tests.support.prompts import tone
+from tests.support.s3 import CREDENTIALS, S3Server
+from tests.support.servers import free_port
 
 IVR = str(Path(sys.executable).with_name("ivr"))
 

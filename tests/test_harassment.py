@@ -13,13 +13,12 @@ from sqlalchemy import select
 from ivr.db.models import blocklist_entries
 from ivr.review.trail import verify
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.mqtt import Broker
-from tests.test_alerts import subscribed
-from tests.test_blocklist_cli import ME
-from tests.test_caps import hang_up
-from tests.test_cli import IVR
-from tests.test_inbound import row
+from tests.support.alerts import subscribed
+from tests.support.caps import hang_up
+from tests.support.cli import IVR, ME
+from tests.support.inbound import row
+from tests.support.mqtt import Broker
+from tests.support.service import Service
 
 CALLER_CHANNEL = "Local/s@ivr-in-00000002;2"  # the fake's channel name for the caller's leg
 AGENT = "PJSIP/sales-00000007"

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
+from tests.support.service import Service
 
 FULL_FLOW_COMMANDS = 7  # ANSWER .. the decision's MSet for a caller who presses 1
 

@@ -17,7 +17,7 @@ from ivr.db import migrate
 from ivr.db.engine import create_engine as create_async_engine
 from ivr.db.models import metadata
 from ivr.review import trail
-from tests.pg import PgServer
+from tests.support.pg import PgServer
 
 
 async def _schema_diff(url: str) -> list[Any]:

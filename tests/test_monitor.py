@@ -9,7 +9,7 @@ from datetime import datetime
 from ivr.calls.monitor import _COMPACT_AT, CallMonitor
 from ivr.clock import FixedClock
 from ivr.core.alerts import Alert, AlertType
-from tests.conftest import JST
+from tests.support.service import JST
 
 
 class Inbox:

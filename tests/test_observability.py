@@ -20,7 +20,8 @@ from ivr import names
 from ivr.logs import formatter
 from ivr.metrics import LATENCY_BUCKETS, Metrics
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
-from tests.test_cli import _env, _free_port, _run, serving
+from tests.support.cli import ivr_env, run_ivr, serving
+from tests.support.servers import free_port
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -67,9 +68,9 @@ async def test_metrics_are_off_unless_configured(make_service: Any) -> None:
 
 
 async def test_serve_logs_json_lines_with_the_call_id(tmp_path: Path) -> None:
-    env = _env(tmp_path)
-    assert _run(["db", "upgrade"], env).returncode == 0
-    port = _free_port()
+    env = ivr_env(tmp_path)
+    assert run_ivr(["db", "upgrade"], env).returncode == 0
+    port = free_port()
     async with serving(env, port) as proc:
         rec = await FakeAsterisk("127.0.0.1", port).call(
             # A hostile name: newlines and escapes must not split or forge a log line.

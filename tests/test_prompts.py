@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import re
-import wave
-from array import array
 from pathlib import Path
 
 from ivr.config import FIXED_PROMPTS, build_config
 from ivr.paths import project_root, prompts_dir
 from ivr.prompts import LANGUAGES, PromptCatalog, inspect_wav, prompt_file_problems
 from ivr.voice import kokoro_phonemes, sentences, sox_command
+from tests.support.prompts import tone
 
 
 def referred_prompts() -> set[str]:
@@ -35,17 +33,6 @@ def test_every_referred_prompt_is_shipped_in_both_languages(catalog: PromptCatal
             assert 0.5 < info.seconds < 20, (pid, lang, info.seconds)
             assert info.rms > 500, (pid, lang, info.rms)
     assert prompt_file_problems(catalog, prompts_dir()) == []
-
-
-def tone(path: Path, seconds: float, rate: int = 8000, channels: int = 1, amp: float = 0.3) -> None:
-    frames = array("h")
-    for i in range(int(seconds * rate)):
-        frames.extend([int(amp * 32767 * math.sin(2 * math.pi * 440 * i / rate))] * channels)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(frames.tobytes())
 
 
 def test_the_check_names_each_kind_of_bad_file(tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ def _env_line_by_line(data: bytes) -> tuple[dict[str, str], int, tuple[str, ...]
     """The environment as Asterisk's lines define it, one line at a time: what the parser's
     one-pass reading must equal. None while no blank line has come."""
     values: dict[str, str] = {}
-    junk, dups = 0, []
+    junk, dups = 0, list[str]()
     rest = data
     while b"\n" in rest:
         raw, rest = rest.split(b"\n", 1)

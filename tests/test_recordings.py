@@ -4,7 +4,6 @@ S3-compatible server (moto) started by the tests."""
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,64 +12,21 @@ import pytest
 from sqlalchemy import select, update
 
 from ivr.core.review import Actor, Conflict
-from ivr.db import recordings as rec_repo
 from ivr.db.models import calls, recordings
 from ivr.recordings.service import Mismatch
 from ivr.review.trail import log as audit_log
 from ivr.review.trail import verify as audit_verify
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.test_caps import hang_up
-
-ALICE = Actor("alice")
-
-
-def storage_cfg(tmp_path: Path, **extra: Any) -> dict[str, Any]:
-    spool = tmp_path / "spool"
-    spool.mkdir(exist_ok=True)
-    return {
-        "recording": {"spool_dir": str(spool)},
-        "storage": {"scan_interval_s": 3600, "settle_s": 2, "idle_s": 600, **extra},
-        "supervisors": {"alice": "supervisor", "bob": "supervisor"},
-    }
-
-
-def write_wav(path: Path, size: int = 48_000, seed: int = 1) -> bytes:
-    data = b"RIFF" + hashlib.sha256(str(seed).encode()).digest() * (size // 32)
-    path.write_bytes(data)
-    return data
-
-
-def age(path: Path, svc: Service, seconds: float) -> None:
-    """Make the file look last written `seconds` before the service's clock."""
-    t = svc.clock.now().timestamp() - seconds
-    os.utime(path, (t, t))
-
-
-def spool_failopen(svc: Service, count: int) -> dict[str, bytes]:
-    """`count` finished fail-open recordings in the spool: name → bytes."""
-    spool = Path(svc.cfg.recording.spool_dir)
-    data = {}
-    for n in range(count):
-        p = spool / f"failopen-1795.{n}.wav"
-        data[p.name] = write_wav(p, seed=n)
-        age(p, svc, 1000)
-    return data
-
-
-async def routed_and_ended(svc: Service, talk: str = "300") -> str:
-    rec = await svc.fake.call(Channel(uniqueid="1.1"), CallerScript(["1"]))
-    call_id = rec.variables["IVR_CALL_ID"]
-    await svc.app.journal.flush()
-    await hang_up(svc, call_id, talk)
-    return call_id
-
-
-async def row(svc: Service, name: str) -> dict[str, Any]:
-    async with svc.engine.connect() as conn:
-        r = await rec_repo.get(conn, name)
-    assert r is not None
-    return r
+from tests.support.recordings import (
+    ALICE,
+    age,
+    routed_and_ended,
+    row,
+    spool_failopen,
+    storage_cfg,
+    write_wav,
+)
+from tests.support.service import Service
 
 
 async def test_a_finished_call_is_stored_verified_and_removed_from_the_spool(

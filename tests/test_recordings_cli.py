@@ -11,10 +11,9 @@ from typing import Any
 from sqlalchemy import update
 
 from ivr.db.models import recordings
-from tests.conftest import Service
-from tests.test_blocklist_cli import ME
-from tests.test_cli import _run
-from tests.test_recordings import spool_failopen, storage_cfg
+from tests.support.cli import ME, run_ivr
+from tests.support.recordings import spool_failopen, storage_cfg
+from tests.support.service import Service
 
 
 async def test_recordings_cli(make_service: Any, tmp_path: Path) -> None:
@@ -33,7 +32,7 @@ async def test_recordings_cli(make_service: Any, tmp_path: Path) -> None:
     env = dict(os.environ, IVR_CONFIG=str(toml))
 
     def ivr(*args: str, code: int = 0) -> str:
-        res = _run(list(args), env)
+        res = run_ivr(list(args), env)
         assert res.returncode == code, res.stdout + res.stderr
         return res.stdout + res.stderr
 
@@ -78,5 +77,5 @@ async def test_recordings_cli(make_service: Any, tmp_path: Path) -> None:
     ivr("audit", "verify")
     stranger = dict(env, IVR_CONFIG=str(tmp_path / "none.toml"))
     (tmp_path / "none.toml").write_text(f'[database]\nurl = "{svc.cfg.database_url()}"\n')
-    res = _run(["recordings", "list"], stranger)
+    res = run_ivr(["recordings", "list"], stranger)
     assert res.returncode == 5

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from ivr.db.engine import create_engine
 from ivr.db.models import recordings
-from tests.s3 import CREDENTIALS, S3Server
-from tests.servers import Gate
-from tests.test_cli import IVR, _free_port
-from tests.test_recordings import storage_cfg, write_wav
+from tests.support.cli import IVR
+from tests.support.recordings import storage_cfg, write_wav
+from tests.support.s3 import CREDENTIALS, S3Server
+from tests.support.servers import Gate, free_port
 
 BUCKET = "recordings"
 
@@ -62,7 +62,7 @@ def objects(server: S3Server) -> dict[str, bytes]:
 async def test_store_verify_export_and_corruption_on_s3(
     make_service: Any, tmp_path: Path, s3: S3Server
 ) -> None:
-    from tests.test_recordings import ALICE, spool_failopen
+    from tests.support.recordings import ALICE, spool_failopen
 
     svc = await make_service(s3_cfg(tmp_path, s3.url))
     spool = Path(svc.cfg.recording.spool_dir)
@@ -88,7 +88,7 @@ async def test_store_verify_export_and_corruption_on_s3(
 async def test_storage_outage_retries_then_gives_up_with_an_alert(
     make_service: Any, tmp_path: Path, s3: S3Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.test_recordings import age, row
+    from tests.support.recordings import age, row
 
     gate = Gate(s3.port)
     await gate.start()
@@ -176,7 +176,7 @@ async def test_200_recordings_survive_an_s3_outage_and_a_sigkill(
     async def start() -> asyncio.subprocess.Process:
         log = (tmp_path / "serve.log").open("ab")
         return await asyncio.create_subprocess_exec(
-            IVR, "serve", "--agi-listen", f"127.0.0.1:{_free_port()}", env=env, stderr=log
+            IVR, "serve", "--agi-listen", f"127.0.0.1:{free_port()}", env=env, stderr=log
         )
 
     serve = await start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -86,7 +87,7 @@ ALICE = Actor("alice")
     ],
 )
 def test_decide_allows(
-    action: Action, state: EntryState, actor: Actor, kwargs: dict, result: EntryStatus
+    action: Action, state: EntryState, actor: Actor, kwargs: dict[str, Any], result: EntryStatus
 ) -> None:
     assert decide(action, state, actor, NOW, **kwargs) is result
 
@@ -142,7 +143,7 @@ def test_decide_refuses(
     action: Action,
     state: EntryState,
     actor: Actor,
-    kwargs: dict,
+    kwargs: dict[str, Any],
     error: type[Exception],
     message: str,
 ) -> None:
@@ -280,7 +281,7 @@ def test_chain_breaks_are_found() -> None:
 
 def test_hash_covers_every_field() -> None:
     ev = _chain(1)[0]
-    for change in [
+    changes: list[dict[str, Any]] = [
         {"at": ev.at + timedelta(microseconds=1)},
         {"actor": "bob"},
         {"via": "root"},
@@ -288,6 +289,7 @@ def test_hash_covers_every_field() -> None:
         {"entry_id": 2},
         {"reason": "r "},
         {"snapshot": ev.snapshot.replace("pending", "approved")},
-    ]:
+    ]
+    for change in changes:
         bad = replace(ev, **change)
         assert audit.verify([bad], (1, ev.hash), {}) is not None, change

@@ -19,11 +19,12 @@ def _load() -> list[dict[str, Any]]:
 
 
 def _env_values(env_raw: str) -> dict[str, str]:
-    return dict(
-        line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
-        for line in env_raw.splitlines()
-        if line
-    )
+    values: dict[str, str] = {}
+    for line in env_raw.splitlines():
+        if line:
+            key, _, value = line.partition(": ")
+            values[key.rstrip(":") if not _ else key] = value
+    return values
 
 
 def _channel(env: dict[str, str]) -> Channel:

@@ -10,7 +10,7 @@ import pytest
 
 from ivr.config import ConfigError, build_config
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
+from tests.support.service import Service
 
 
 async def _from(source: str, port: int, env: bytes) -> bytes:

@@ -1,8 +1,8 @@
 """AMI faults with the whole service running: a flood of 10,000 events a second for 10 s, an
 Asterisk restart, a refused login and an action never answered. Calls go on throughout.
 
-The flood comes from a fake AMI in its own process (`ami_server.py`), so this process pays only
-for receiving and dispatching the events, as it would with a real Asterisk.
+The flood comes from a fake AMI in its own process (`tests/support/ami_server.py`), so this
+process pays only for receiving and dispatching the events, as it would with a real Asterisk.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ import pytest
 
 from ivr.db.calls import get_call
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.robustness.ami_server import flood_events
-from tests.servers import ServerProcess
+from tests.support.ami_server import flood_events
+from tests.support.servers import ServerProcess
+from tests.support.service import Service
 
-SERVER = Path(__file__).with_name("ami_server.py")
+SERVER = Path(__file__).parents[1] / "support" / "ami_server.py"
 RATE, SECONDS = 10_000, 10.0
-# The stated bound (SECURITY.md): p99 of the whole inbound script (16 commands, 4 calls at a
-# time, the fake Asterisk in this same loop) while the flood runs. Measured here: 0.05 to
-# 0.27 s; without the flood, about 10 ms.
-CALL_P99_BOUND_S = 1.0
+# p99 of the whole inbound script (4 calls at a time, the fake Asterisk in this same loop)
+# while the flood runs, against the same calls once it is over, in the same run. Measured
+# here: 0.05 to 0.27 s against about 10 ms.
+CALL_P99_RATIO = 40
 RSS_GROWTH_BOUND_MIB = 64
 CALLER_CHANNEL = "PJSIP/trunk-0000002a"
 
@@ -121,15 +121,22 @@ async def test_flood_then_restart_calls_go_on_and_live_calls_resync(
             await asyncio.sleep(0.02)
         growth = _rss_mib() - rss0
         p99 = statistics.quantiles(durations, n=100)[98]
+        quiet: list[float] = []
+        for _ in range(50):  # the baseline: the same calls, the flood over
+            n += 4
+            batch = [timed(svc, Channel(callerid=f"03{n - k:08d}")) for k in range(4)]
+            quiet += await asyncio.gather(*batch)
+        base = statistics.quantiles(quiet, n=100)[98]
         print(
             f"AMI flood: {received} events handled, {ami.dropped_events} dropped, peak queue "
-            f"{peak_queue}; {len(durations)} calls, p99 {p99 * 1000:.0f} ms; RSS +{growth:.1f} MiB"
+            f"{peak_queue}; {len(durations)} calls, p99 {p99 * 1000:.0f} ms "
+            f"(without the flood {base * 1000:.1f} ms); RSS +{growth:.1f} MiB"
         )
         assert received + ami.dropped_events == RATE * SECONDS
         assert received >= RATE * SECONDS * 0.9  # the queue keeps up; drops are the exception
         assert peak_queue <= ami.settings.queue_size
         assert growth < RSS_GROWTH_BOUND_MIB
-        assert p99 < CALL_P99_BOUND_S
+        assert p99 < CALL_P99_RATIO * base
         assert len(durations) > 100
 
         # Asterisk restarts; the watched call's channel did not survive it.

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_blocklist import EXPECTED, TAMPERING, tamper_sqlite
-from tests.test_blocklist_cli import ivr_json, setup
-from tests.test_cli import _run
+from tests.support.cli import ivr_json, run_ivr, setup
+from tests.support.tampering import EXPECTED, TAMPERING, tamper_sqlite
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
         )
     ivr_json(["blocklist", "approve", "1", "--as", "bob"], env)
     ivr_json(["blocklist", "reject", "2", "--note", "wrong number", "--as", "alice"], env)
-    res = _run(["audit", "verify"], env)
+    res = run_ivr(["audit", "verify"], env)
     assert res.returncode == 0 and res.stdout.startswith("OK: 4 events, head ")
     return tmp, env
 
@@ -47,6 +46,6 @@ def test_every_kind_of_tampering_is_found_by_audit_verify(
     with db:
         tamper_sqlite(db, case)
     db.close()
-    res = _run(["audit", "verify"], env)
+    res = run_ivr(["audit", "verify"], env)
     assert res.returncode == 8, res.stdout + res.stderr
     assert res.stdout.startswith(f"BROKEN at {EXPECTED[case]}"), res.stdout

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from ivr.db import migrate
 from ivr.db.models import calls
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.pg import PgServer
+from tests.support.pg import PgServer
+from tests.support.service import Service
 
 
 @pytest.fixture

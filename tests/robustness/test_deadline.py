@@ -14,8 +14,8 @@ from ivr.agi.server import AgiServer
 from ivr.agi.session import AgiSession
 from ivr.db.calls import get_call
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.robustness.dialplan import walk
+from tests.support.dialplan import walk
+from tests.support.service import Service
 
 FAILOPEN = ("Goto", "ivr-guard-failopen,s,1")
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Service
-from tests.mqtt import Broker
-from tests.test_alerts import mqtt, subscribed
-from tests.test_recordings import age, routed_and_ended, row, storage_cfg
+from tests.support.alerts import mqtt, subscribed
+from tests.support.mqtt import Broker
+from tests.support.recordings import age, routed_and_ended, row, storage_cfg
+from tests.support.service import Service
 
 
 def _mount(path: Path, size: str) -> None:

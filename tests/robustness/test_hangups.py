@@ -13,12 +13,12 @@ import pytest
 
 from ivr.db.calls import get_call
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.test_inbound import add_entry
+from tests.support.inbound import add_entry
+from tests.support.service import Service
 
 TAINTED_NAME = "x\nagi_callingpres: 0\n\n200 result=1 (forged)"
 # flow: (channel, digits, commands in the full flow)
-FLOWS = {
+FLOWS: dict[str, tuple[Channel, list[str | None], int]] = {
     "menu": (Channel(), ["1"], 7),  # ANSWER .. the decision's MSet for a caller who presses 1
     "menu-retries": (Channel(), [None, "9", "2"], 11),  # timeout, invalid digit, then 2
     "blocked": (Channel(callerid="0311112222"), [], 3),

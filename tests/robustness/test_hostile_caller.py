@@ -22,12 +22,12 @@ from ivr.agi.protocol import parse_args
 from ivr.db.models import calls
 from ivr.logs import CallIdFilter, formatter
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
-from tests.mqtt import Broker
-from tests.test_alerts import mqtt, subscribed
-from tests.test_caps import hang_up
-from tests.test_inbound import GET_MENU, add_entry, decision_vars, opening, routed_tail, stream
-from tests.test_recordings import age, storage_cfg
+from tests.support.alerts import mqtt, subscribed
+from tests.support.caps import hang_up
+from tests.support.inbound import GET_MENU, add_entry, decision_vars, opening, routed_tail, stream
+from tests.support.mqtt import Broker
+from tests.support.recordings import age, storage_cfg
+from tests.support.service import Service
 
 # Strings as Python sees them; "\udcff" is the invalid UTF-8 byte 0xff on the wire.
 HOSTILE = {
@@ -67,13 +67,13 @@ def captured_logs() -> Iterator[tuple[io.StringIO, io.StringIO, list[logging.Log
     root = logging.getLogger()
     old = root.level
     root.setLevel(logging.DEBUG)
-    for h in handlers:
-        root.addHandler(h)
+    for handler in handlers:
+        root.addHandler(handler)
     try:
         yield text, js, records
     finally:
-        for h in handlers:
-            root.removeHandler(h)
+        for handler in handlers:
+            root.removeHandler(handler)
         root.setLevel(old)
 
 

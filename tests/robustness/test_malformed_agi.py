@@ -12,7 +12,7 @@ import pytest
 
 from ivr.agi.protocol import parse_args
 from ivr.sim.fake_asterisk import CallerScript, Channel
-from tests.conftest import Service
+from tests.support.service import Service
 
 FAST = {
     "agi": {"environment_timeout_s": 0.3, "command_timeout_s": 0.3, "max_environment_bytes": 4096}

@@ -17,8 +17,8 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port
 from tests.support.ami import AmiTestClient
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "asterisk" / "build.sh"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.servers import ServerProcess
+from tests.support.servers import ServerProcess
 
 AMQTT = str(Path(sys.executable).with_name("amqtt"))
 

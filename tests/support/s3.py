@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.servers import ServerProcess
+from tests.support.servers import ServerProcess
 
 MOTO = str(Path(sys.executable).with_name("moto_server"))
 CREDENTIALS = {
@@ -18,7 +18,8 @@ CREDENTIALS = {
 
 class S3Server(ServerProcess):
     """moto keeps its objects in memory: a restart empties it, so an outage is simulated by
-    refusing connections in front of it (`tests.servers.Gate`), and `stop()` is only for the end."""
+    refusing connections in front of it (`tests.support.servers.Gate`), and `stop()` is only
+    for the end."""
 
     name = "moto"
 
