@@ -15,11 +15,11 @@ from sqlalchemy.exc import DBAPIError
 from ivr.clock import FixedClock
 from ivr.config import build_config
 from ivr.core.review import Actor, Conflict, NotPermitted, ReviewError
-from ivr.db.engine import create_engine
 from ivr.db.models import audit_events, blocklist_entries
 from ivr.review import trail
-from ivr.review.service import BlocklistService, ImportRejected, Proposal
+from ivr.review.service import ImportRejected, Proposal
 from ivr.sim.fake_asterisk import Channel
+from ivr.wiring import Parts
 from tests.support.service import OPEN_TIME, Service
 from tests.support.tampering import EXPECTED, TAMPERING, tamper_sqlite
 
@@ -34,11 +34,10 @@ def proposal(number: str = NUMBER, **kw: Any) -> Proposal:
     )
 
 
-def service(url: str, clock: FixedClock | None = None, **cfg: Any) -> BlocklistService:
+def service(url: str, clock: FixedClock | None = None, **cfg: Any) -> Parts:
+    """The composition root's parts on `url`: `.blocklist` to act, `.engine` to look."""
     config = build_config({"database": {"url": url}, **cfg}, {}, None)
-    return BlocklistService(
-        create_engine(url, timeout_s=10), config, clock or FixedClock(OPEN_TIME)
-    )
+    return Parts(config, clock or FixedClock(OPEN_TIME), timeout_s=10)
 
 
 async def refused(svc: Service, callerid: str = NUMBER) -> bool:
@@ -47,7 +46,8 @@ async def refused(svc: Service, callerid: str = NUMBER) -> bool:
 
 
 async def test_proposer_cannot_approve_or_reject_own_entry(db_url: str) -> None:
-    bl = service(db_url)
+    parts = service(db_url)
+    bl = parts.blocklist
     entry = (await bl.propose(ALICE, proposal())).entry
     with pytest.raises(NotPermitted, match="another supervisor must approve"):
         await bl.approve(ALICE, entry["id"])
@@ -136,7 +136,8 @@ async def test_proposal_validation(make_service: Any) -> None:
 
 
 async def test_csv_with_one_bad_row_applies_nothing(db_url: str) -> None:
-    bl = service(db_url)
+    parts = service(db_url)
+    bl = parts.blocklist
     rows: list[tuple[int, Proposal | str]] = [
         (2, proposal("090-1111-2222")),
         (3, proposal("090-1111-3333", category="nope")),
@@ -149,24 +150,26 @@ async def test_csv_with_one_bad_row_applies_nothing(db_url: str) -> None:
     assert [line for line, _ in info.value.problems] == [3, 5, 6]
     assert "unknown category 'nope'" in info.value.problems[0][1]
     assert info.value.problems[1][1] == "+819011112222 is also on line 2"
-    async with bl._engine.connect() as conn:
+    async with parts.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(blocklist_entries)) == 0
         assert await conn.scalar(select(func.count()).select_from(audit_events)) == 0
     done = await bl.import_rows(ALICE, [rows[0], rows[2]], "import list.csv")
     assert [d.entry["status"] for d in done] == ["pending", "pending"]
-    log = await trail.log(bl._engine)
+    log = await trail.log(parts.engine)
     assert [(e.action, e.reason) for e in log] == [("import", "import list.csv: shouting")] * 2
-    await bl._engine.dispose()
+    await parts.engine.dispose()
 
 
 async def _race(url: str) -> None:
     setup = service(url)
     ids = [
-        (await setup.propose(ALICE, proposal(f"090-2222-{i:04d}"))).entry["id"] for i in range(5)
+        (await setup.blocklist.propose(ALICE, proposal(f"090-2222-{i:04d}"))).entry["id"]
+        for i in range(5)
     ]
-    await setup._engine.dispose()
+    await setup.engine.dispose()
     # Two supervisors, two processes' worth of connections, the same entries, the same moment.
-    bob, carol = service(url), service(url)
+    bob_parts, carol_parts = service(url), service(url)
+    bob, carol = bob_parts.blocklist, carol_parts.blocklist
     for entry_id in ids:
         results = await asyncio.gather(
             bob.approve(BOB, entry_id), carol.approve(CAROL, entry_id), return_exceptions=True
@@ -177,10 +180,10 @@ async def _race(url: str) -> None:
         assert isinstance(lost[0], Conflict)
         shown = await bob.show(entry_id)
         assert [e.action for e in shown.history] == ["propose", "approve"]
-    verdict = await trail.verify(bob._engine)
+    verdict = await trail.verify(bob_parts.engine)
     assert verdict.problem is None and verdict.events == 10
-    await bob._engine.dispose()
-    await carol._engine.dispose()
+    await bob_parts.engine.dispose()
+    await carol_parts.engine.dispose()
 
 
 async def test_two_concurrent_approvals_give_one_sqlite(sqlite_url: str) -> None:
@@ -191,43 +194,44 @@ async def test_two_concurrent_approvals_give_one_postgresql(pg_url: str) -> None
     await _race(pg_url)
 
 
-async def _history(url: str) -> BlocklistService:
-    bl = service(url)
+async def _history(url: str) -> Parts:
+    parts = service(url)
+    bl = parts.blocklist
     a = (await bl.propose(ALICE, proposal("090-3333-0001"))).entry["id"]
     b = (await bl.propose(BOB, proposal("090-3333-0002"))).entry["id"]
     await bl.approve(BOB, a)
     await bl.reject(ALICE, b, "wrong number")
-    assert (await trail.verify(bl._engine)).problem is None
-    return bl
+    assert (await trail.verify(parts.engine)).problem is None
+    return parts
 
 
 @pytest.mark.parametrize("case", list(TAMPERING))
 async def test_verify_catches_tampering_sqlite(sqlite_url: str, case: str) -> None:
-    bl = await _history(sqlite_url)
+    parts = await _history(sqlite_url)
     path = sqlite_url.removeprefix("sqlite+aiosqlite:///")
     with sqlite3.connect(path) as db:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("DELETE FROM audit_events WHERE seq = 1")
         tamper_sqlite(db, case)
-    verdict = await trail.verify(bl._engine)
+    verdict = await trail.verify(parts.engine)
     assert verdict.problem is not None and str(verdict.problem).startswith(EXPECTED[case])
-    await bl._engine.dispose()
+    await parts.engine.dispose()
 
 
 async def test_postgresql_triggers_forbid_changing_audit_rows(pg_url: str) -> None:
-    bl = await _history(pg_url)
+    parts = await _history(pg_url)
     for statement in [
         "UPDATE audit_events SET reason = 'x' WHERE seq = 1",
         "DELETE FROM audit_events WHERE seq = 4",
         "TRUNCATE audit_events",
     ]:
         with pytest.raises(DBAPIError, match="append-only"):
-            async with bl._engine.begin() as conn:
+            async with parts.engine.begin() as conn:
                 await conn.execute(text(statement))
     # A superuser who disables the trigger is still caught by verify.
-    async with bl._engine.begin() as conn:
+    async with parts.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
         await conn.execute(text("UPDATE audit_events SET actor = 'carol' WHERE seq = 3"))
-    verdict = await trail.verify(bl._engine)
+    verdict = await trail.verify(parts.engine)
     assert str(verdict.problem) == "row 3: contents do not match the row's hash: edited"
-    await bl._engine.dispose()
+    await parts.engine.dispose()
