@@ -22,7 +22,7 @@ from ivr.ami.client import AmiAuthError, AmiClient, AmiError
 from ivr.clock import Clock
 from ivr.config import Config
 from ivr.db.migrate import schema_status
-from ivr.events.publisher import mqtt_client
+from ivr.events.publisher import mqtt_client, settle
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog, prompt_file_problems
 from ivr.recordings.storage import StorageError, hash_file
@@ -171,11 +171,14 @@ async def check_broker(cfg: Config) -> Finding:
     if not c.host:
         return Finding("MQTT", "off", "[mqtt] host is not set: alerts are only logged")
     where = f"{c.host}:{c.port}"
+    client = mqtt_client(c, f"ivr-doctor-{secrets.token_hex(4)}", TIMEOUT_S)
     try:
-        async with mqtt_client(c, f"ivr-doctor-{secrets.token_hex(4)}", TIMEOUT_S) as client:
+        async with client:
             await client.publish(f"{c.topic_prefix}/doctor", b"{}", qos=1)
     except aiomqtt.MqttError as exc:
         return Finding("MQTT", "fail", f"broker {where}: {exc}")
+    finally:
+        settle(client)
     return Finding("MQTT", "ok", f"connected to {where}, published to {c.topic_prefix}/doctor")
 
 

@@ -76,8 +76,9 @@ class AlertPublisher:
         c = self._cfg
         delay = self._retry_initial
         while True:
+            client = mqtt_client(c, c.client_id or None, timeout=10)
             try:
-                async with mqtt_client(c, c.client_id or None, timeout=10) as client:
+                async with client:
                     self.connected = True
                     log.info("MQTT connected to %s:%s", c.host, c.port)
                     delay = self._retry_initial
@@ -96,6 +97,7 @@ class AlertPublisher:
                 log.exception("MQTT publisher: unexpected error; retry in %.1f s", delay)
             finally:
                 self.connected = False
+                settle(client)
             await asyncio.sleep(delay)
             delay = min(delay * 2, c.retry_max_s)
 
@@ -112,6 +114,15 @@ class AlertPublisher:
             if self._queue and self._queue[0] is alert:
                 self._queue.popleft()
             self.published += 1
+
+
+def settle(client: aiomqtt.Client) -> None:
+    """Take the outcome of a lost connection. aiomqtt 2.5 stores it in a future that its
+    `__aexit__` leaves unread when the broker went away first, and asyncio then reports
+    "Future exception was never retrieved" when the client is collected."""
+    lost: asyncio.Future[None] = client._disconnected
+    if lost.done() and not lost.cancelled():
+        lost.exception()
 
 
 def mqtt_client(c: MqttConfig, identifier: str | None, timeout: float) -> aiomqtt.Client:

@@ -10,6 +10,8 @@ from typing import Any
 
 import aiomqtt
 
+from ivr.events.publisher import settle
+
 
 class Inbox:
     def __init__(self) -> None:
@@ -33,12 +35,16 @@ async def subscribed(port: int) -> AsyncIterator[Inbox]:
     inbox = Inbox()
 
     async def run() -> None:
-        async with aiomqtt.Client("127.0.0.1", port) as client:
-            await client.subscribe("ivr/alerts/#", qos=1)
-            inbox.ready.set()
-            async for m in client.messages:
-                assert isinstance(m.payload, bytes)
-                inbox.messages.append((str(m.topic), json.loads(m.payload), m.qos))
+        client = aiomqtt.Client("127.0.0.1", port)
+        try:
+            async with client:
+                await client.subscribe("ivr/alerts/#", qos=1)
+                inbox.ready.set()
+                async for m in client.messages:
+                    assert isinstance(m.payload, bytes)
+                    inbox.messages.append((str(m.topic), json.loads(m.payload), m.qos))
+        finally:
+            settle(client)
 
     task = asyncio.create_task(run())
     try:
