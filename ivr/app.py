@@ -177,8 +177,8 @@ def app_from(parts: Parts, *, primary: bool = True) -> App:
     agi = AgiServer(
         {
             names.SCRIPT_INBOUND: inbound,
-            names.SCRIPT_HANGUP: HangupHandler(journal, monitor, clock),
-            names.SCRIPT_HARASSMENT: HarassmentHandler(parts.ender, ami),
+            names.SCRIPT_HANGUP: HangupHandler(journal, monitor, clock, parts.tokens),
+            names.SCRIPT_HARASSMENT: HarassmentHandler(parts.ender, ami, parts.tokens),
         },
         allow=a.allow,
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),

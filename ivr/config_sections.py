@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ivr.core.caller import normalise
 from ivr.core.caps import CapPolicy, RepeatAction
@@ -67,6 +69,23 @@ class AgiConfig(_Model):
 class DatabaseConfig(_Model):
     url: str = ""  # empty: SQLite file ivr.sqlite3 under the data directory
     timeout_s: Annotated[float, Field(gt=0)] = 2.0
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_file(cls, v: str) -> str:
+        if not v:
+            return v
+        try:
+            password = make_url(v).password
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (e.g. postgresql+asyncpg://user@host/db)"
+            ) from None
+        if password:
+            raise ValueError(
+                "a password in the file: put the whole URL in IVR_DATABASE_URL instead"
+            )
+        return v
 
 
 class RouteConfig(_Model):

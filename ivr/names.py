@@ -45,6 +45,7 @@ VAR_RECORDING = "IVR_RECORDING"  # recording file path, empty when not recorded
 VAR_LIMIT_MS = "IVR_LIMIT_MS"  # Dial L() limit in ms; empty: no limit (exempt caller)
 VAR_WARNING_MS = "IVR_WARNING_MS"  # warn this many ms before the end; empty: no warning
 VAR_SOUNDS = "IVR_SOUNDS"  # <sound_prefix>/<language>: where the dialplan's prompts are
+VAR_TOKEN = "IVR_TOKEN"  # noqa: S105 - a variable name: the hangup and harassment scripts pass it
 
 DECISION_ROUTE = "route"
 DECISION_HANGUP = "hangup"
@@ -52,6 +53,7 @@ DECISION_FAILOPEN = "failopen"  # the service gave up in time: the dialplan's de
 
 DECISION_VARS = (
     VAR_CALL_ID,
+    VAR_TOKEN,
     VAR_RECORDING,
     VAR_LIMIT_MS,
     VAR_WARNING_MS,

@@ -23,6 +23,7 @@ from ivr.db.journal import CallJournal
 from ivr.db.screening import ScreeningFacts, screening_facts
 from ivr.events.publisher import AlertPublisher
 from ivr.handlers.inbound import InboundHandler
+from ivr.keys import CallTokens, service_key
 from ivr.metrics import Metrics
 from ivr.recordings.handoff import Handoff
 from ivr.recordings.service import RecordingService
@@ -104,6 +105,11 @@ class Parts:
         return screening_facts(url, self.engine, self.cfg.database.timeout_s)
 
     @cached_property
+    def tokens(self) -> CallTokens:
+        """Per-call tokens, from the service key (created in the data folder on first use)."""
+        return CallTokens(service_key(self.cfg.data_path()))
+
+    @cached_property
     def inbound(self) -> InboundHandler:
         return InboundHandler(
             self.cfg,
@@ -112,6 +118,7 @@ class Parts:
             self.clock,
             self.alerts,
             self.monitor,
+            self.tokens,
             self._new_id,
             self.metrics,
         )

@@ -25,7 +25,7 @@ from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
 from tests.support.mqtt import Broker
 from tests.support.pg import PgServer
-from tests.support.service import OPEN_TIME, Service
+from tests.support.service import OPEN_TIME, Service, place_test_key
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +81,7 @@ async def make_service(
         for key, value in (overrides or {}).items():
             data[key] = value
         cfg = build_config(data, os.environ, catalog)
+        place_test_key(cfg.data_path())
         engine = create_engine(cfg.database_url(), timeout_s=cfg.database.timeout_s)
         clock = FixedClock(at)
         app = build_app(cfg, clock=clock, engine=engine, new_id=lambda: f"call{next(counter):04d}")

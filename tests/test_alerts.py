@@ -69,7 +69,11 @@ async def test_every_alert_type_arrives_with_the_documented_payload(
         fake_ami.server.channels = [{"Channel": "Local/s@ivr-in-00000002;2", "Uniqueid": "1.9"}]
         await svc.app.journal.flush()
         await fake.call(
-            Channel(script="harassment", args=(live.variables["IVR_CALL_ID"],), uniqueid="2.1")
+            Channel(
+                script="harassment",
+                args=(live.variables["IVR_CALL_ID"], live.variables["IVR_TOKEN"]),
+                uniqueid="2.1",
+            )
         )
         got = {k: (await inbox.wait(k))[0] for k in KINDS}
 

@@ -16,6 +16,7 @@ from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
 from tests.support.cli import IVR
 from tests.support.servers import free_port
+from tests.support.service import token_for
 
 CONFIG = """
 data_dir = "{data}"
@@ -117,7 +118,8 @@ async def test_two_serve_processes_on_one_postgresql_agree(tmp_path: Path, pg_ur
             await settled(call_id, "decision")
             # Both processes get the hang-up report, at once (AMI's report and the handler's
             # in one process: test_caps).
-            hangup = Channel(script="hangup", args=(call_id, "1200", "ANSWER"))
+            token = token_for(tmp_path / "data", call_id)
+            hangup = Channel(script="hangup", args=(call_id, token, "1200", "ANSWER"))
             await asyncio.gather(a.fake.call(hangup), b.fake.call(hangup))
             for s in (a, b):
                 await s.logged("from hangup-handler for " + call_id)

@@ -18,7 +18,7 @@ from tests.support.caps import hang_up
 from tests.support.cli import IVR, ME
 from tests.support.inbound import row
 from tests.support.mqtt import Broker
-from tests.support.service import Service
+from tests.support.service import Service, token_for
 
 CALLER_CHANNEL = "Local/s@ivr-in-00000002;2"  # the fake's channel name for the caller's leg
 AGENT = "PJSIP/sales-00000007"
@@ -44,7 +44,7 @@ async def test_agent_feature_code_redirects_holds_proposes(
     fake_ami.server.channels = [{"Channel": CALLER_CHANNEL, "Uniqueid": "1.1"}]
     call_id = await routed(svc)
     rec = await svc.fake.call(
-        Channel(script="harassment", args=(call_id,), channel=AGENT, uniqueid="1.2")
+        Channel(script="harassment", args=agent_args(svc, call_id), channel=AGENT, uniqueid="1.2")
     )
     assert rec.commands == []  # AMI did the redirect; nothing on the agent's channel
     redirects = [a for a in fake_ami.server.actions if a.get("Action") == "Redirect"]
@@ -77,7 +77,9 @@ async def test_without_ami_the_feature_uses_channelredirect(make_service: Any) -
     svc: Service = await make_service()
     call_id = await routed(svc)
     svc.fake.live_channels = {CALLER_CHANNEL}
-    rec = await svc.fake.call(Channel(script="harassment", args=(call_id,), channel=AGENT))
+    rec = await svc.fake.call(
+        Channel(script="harassment", args=agent_args(svc, call_id), channel=AGENT)
+    )
     assert rec.commands == [
         f'EXEC ChannelRedirect "{CALLER_CHANNEL},ivr-guard-harassment-end,s,1"',
         "GET VARIABLE CHANNELREDIRECT_STATUS",
@@ -89,7 +91,7 @@ async def test_a_failed_redirect_changes_nothing(make_service: Any) -> None:
     svc: Service = await make_service()
     call_id = await routed(svc)
     svc.fake.live_channels = set()  # the caller's channel is already gone
-    await svc.fake.call(Channel(script="harassment", args=(call_id,), channel=AGENT))
+    await svc.fake.call(Channel(script="harassment", args=agent_args(svc, call_id), channel=AGENT))
     r = await row(svc, call_id)
     assert (r["legal_hold"], r["end_reason"]) == (False, None)
     assert await entries(svc) == []
@@ -223,3 +225,8 @@ async def test_calls_end_errors(make_service: Any, fake_ami: Any, tmp_path: Path
     )
     code, _, err = await ivr(dict(env, IVR_CONFIG=str(stranger)), "calls", "end", call_id)
     assert code == 5
+
+
+def agent_args(svc: Service, call_id: str) -> tuple[str, str]:
+    """What the feature code passes on the agent's leg: the call id and its token."""
+    return call_id, token_for(svc.cfg.data_dir, call_id)

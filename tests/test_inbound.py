@@ -22,7 +22,7 @@ from tests.support.inbound import (
     row,
     stream,
 )
-from tests.support.service import JST, OPEN_TIME, Service
+from tests.support.service import JST, OPEN_TIME, Service, token_of
 
 
 async def test_normal_caller_through_the_menu(make_service: Any) -> None:
@@ -55,6 +55,7 @@ async def test_decision_in_one_mset_reaches_the_dialplan_as_separate_variables(
     assert rec.replies[-1] == ["200 result=0"]
     assert {k: v for k, v in rec.variables.items() if k.startswith("IVR_")} == {
         "IVR_CALL_ID": "call0001",
+        "IVR_TOKEN": token_of("call0001"),
         "IVR_RECORDING": f"{SPOOL}/call0001.wav",
         "IVR_LIMIT_MS": "3600000",
         "IVR_WARNING_MS": "60000",
@@ -76,7 +77,7 @@ async def test_values_mset_would_reparse_go_one_set_variable_each(make_service: 
     sets = [c for c in rec.commands if c.startswith("SET VARIABLE")]
     assert not any(c.startswith("EXEC MSet") for c in rec.commands)
     assert [c.split()[2] for c in sets] == list(names.DECISION_VARS)
-    assert sets[6] == 'SET VARIABLE IVR_DIAL "PJSIP/${AGENT}@\\"trunk\\"(x)"'
+    assert sets[7] == 'SET VARIABLE IVR_DIAL "PJSIP/${AGENT}@\\"trunk\\"(x)"'
     assert rec.variables["IVR_DIAL"] == dial and rec.variables["IVR_DECISION"] == "route"
 
 
@@ -333,7 +334,7 @@ async def test_database_unavailable_fails_open(
     make_service: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Nothing listens on port 1: every connection attempt is refused at once.
-    svc: Service = await make_service(url="postgresql+asyncpg://ivr:x@127.0.0.1:1/ivr")
+    svc: Service = await make_service(url="postgresql+asyncpg://ivr@127.0.0.1:1/ivr")
     with caplog.at_level(logging.ERROR):
         rec = await svc.fake.call(Channel(callerid="0312345678"), CallerScript(digits=["1"]))
     assert rec.commands == [

@@ -22,6 +22,7 @@ from ivr.config import Config
 from ivr.core.alerts import Alert, AlertType
 from ivr.core.categories import category as check_category
 from ivr.core.review import Actor, Conflict, ReviewError
+from ivr.core.text import check_note
 from ivr.db import calls as calls_repo
 from ivr.events.publisher import AlertSink
 from ivr.review.service import BlocklistService, NotFound, Proposal
@@ -82,6 +83,7 @@ class CallEnder:
         code = req.category or self._cfg.harassment.default_category
         try:
             check_category(code)
+            extra = check_note(req.note, "--note", 2000)
         except ValueError as exc:
             raise ReviewError(str(exc)) from None
         call = await self.live_call(req.call_id)
@@ -92,7 +94,7 @@ class CallEnder:
         if not req.harassment:
             return result
         now = self._clock.now()
-        note = f"harassment end by {req.by}" + (f": {req.note}" if req.note else "")
+        note = f"harassment end by {req.by}" + (f": {extra}" if extra else "")
         async with self._engine.begin() as conn:
             await calls_repo.hold(conn, req.call_id, note, "harassment")
         result.held = True

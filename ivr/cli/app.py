@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from typing import Annotated
 
@@ -35,6 +36,14 @@ app.add_typer(callers_cli.callers_app, name="callers")
 app.add_typer(recordings_cli.app, name="recordings")
 app.add_typer(prompts_cli.app, name="prompts")
 app.command()(doctor)
+
+
+@app.callback()
+def _private_files(ctx: typer.Context) -> None:
+    """Files and folders this process creates (database, WAL, exports, keys) are its owner's
+    alone, whatever umask it was started with; the prompt files are for Asterisk to read."""
+    if ctx.invoked_subcommand != "prompts":
+        os.umask(0o077)
 
 
 def _logging(cfg: Config) -> None:

@@ -68,6 +68,6 @@ def verify(config: c.ConfigOpt = None, as_json: c.JsonOpt = False) -> None:
     elif verdict.problem is None:
         c.out.print(f"OK: {verdict.events} events, head {head}", highlight=False)
     else:
-        c.out.print(f"BROKEN at {verdict.problem}", highlight=False, markup=False)
+        c.say(f"BROKEN at {verdict.problem}")
     if verdict.problem is not None:
         raise typer.Exit(c.EXIT_TAMPERED)

@@ -16,6 +16,7 @@ from ivr.core.blocklist import EntryStatus
 from ivr.core.categories import BY_CODE, CATEGORIES
 from ivr.core.proposal import parse_days
 from ivr.core.review import ReviewError
+from ivr.core.text import escape
 from ivr.review import csvfile
 from ivr.review.service import BlocklistService, ImportRejected, Proposal, Proposed
 from ivr.wiring import Parts
@@ -36,7 +37,7 @@ def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: b
             return await work(svc)
         except ImportRejected as exc:
             for line, problem in exc.problems:
-                c.err.print(f"line {line}: {problem}", highlight=False, markup=False)
+                c.err.print(escape(f"line {line}: {problem}"), highlight=False, markup=False)
             raise c.fail(str(exc), c.EXIT_INVALID) from None
         except ReviewError as exc:
             raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
@@ -140,7 +141,7 @@ def propose(
             f"this prefix matches {res.prefix_callers} distinct caller(s) of the last 90 days"
         )
     for w in res.warnings:
-        c.err.print(f"warning: {w}", highlight=False, markup=False)
+        c.err.print(escape(f"warning: {w}"), highlight=False, markup=False)
 
 
 def _decision(name: str, verb: str) -> None:
@@ -261,7 +262,7 @@ def show(
         f"calls refused: {refused}; calls routed: {sum(shown.calls.values()) - refused}",
     ]
     for line in lines:
-        c.out.print(line, highlight=False, markup=False)
+        c.say(line)
     t = Table("Seq", "When", "Who", "Action", "Reason")
     for h in history:
         who = f"{h['actor']} (by {h['via']})" if h["via"] else str(h["actor"])

@@ -114,10 +114,9 @@ def show(
     for e in data["blocklist"]:
         mark = " ← acts on this caller" if e["acting"] else ""
         kind = "prefix" if e["prefix"] else "number"
-        c.out.print(
+        c.say(
             f"  blocklist #{e['id']} {kind} {e['pattern']}: {e['status']}, "
-            f"{e['category']}, until {c.local_time(cfg, e['expires_at'], seconds=True)}{mark}",
-            markup=False,
+            f"{e['category']}, until {c.local_time(cfg, e['expires_at'], seconds=True)}{mark}"
         )
     t = Table(title=f"calls in the last {days} days")
     for name in ("Call ID", "Started", "Decision", "Reason", "Route", "Talk", "Cap", "End", "Hold"):

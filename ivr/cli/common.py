@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.clock import Clock, clock_from_env
 from ivr.config import Config, ConfigError, load_config
 from ivr.core.review import Actor, ReviewError, resolve_actor
+from ivr.core.text import escape
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
 
@@ -94,8 +95,14 @@ def os_user() -> str:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(message, highlight=False, markup=False)
+    err.print(escape(message), highlight=False, markup=False)
     return typer.Exit(code)
+
+
+def say(line: str) -> None:
+    """One line of output that may hold stored text (a note, a reason, a file name): control
+    and direction characters are shown as escapes, never acted on by the terminal."""
+    out.print(escape(line), highlight=False, markup=False)
 
 
 def local_time(cfg: Config, value: object, *, seconds: bool = False) -> str:
@@ -115,8 +122,9 @@ def mmss(seconds: float | None) -> str:
 
 
 def cells(*values: object) -> list[Text]:
-    """Table cells as plain text: stored values (notes, reasons) are never read as markup."""
-    return [Text(str(v)) for v in values]
+    """Table cells as plain text: stored values (notes, reasons) are never read as markup, and
+    their control and direction characters are shown as escapes."""
+    return [Text(escape(str(v))) for v in values]
 
 
 def print_json(data: Any) -> None:

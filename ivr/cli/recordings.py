@@ -15,6 +15,7 @@ from ivr.config import Config
 from ivr.core.caller import normalise
 from ivr.core.review import ReviewError
 from ivr.recordings.service import RecordingService
+from ivr.recordings.storage import StorageError
 from ivr.wiring import Parts
 
 app = typer.Typer(no_args_is_help=True, help="Recordings: list, show, export, hold, verify, purge.")
@@ -28,6 +29,8 @@ def _run(cfg: Config, work: Callable[[RecordingService], Awaitable[T]]) -> T:
             return await work(svc)
         except ReviewError as exc:
             raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
+        except StorageError as exc:
+            raise c.fail(f"storage: {exc}", c.EXIT_FAILED) from None
 
     return c.with_parts(cfg, main)
 
@@ -103,7 +106,7 @@ def show(
         return
     for key, value in _public(rec).items():
         shown = c.local_time(cfg, value) if isinstance(value, datetime) else value
-        c.out.print(f"{key:>16}: {shown if shown is not None else '-'}", markup=False)
+        c.say(f"{key:>16}: {shown if shown is not None else '-'}")
 
 
 @app.command()
@@ -118,7 +121,7 @@ def export(
     cfg = c.load(config)
     who = c.actor(cfg, as_)
     got = _run(cfg, lambda s: s.export(who, name, to, note))
-    c.out.print(f"{to}: {got.bytes} bytes, sha256 {got.sha256} (verified)", markup=False)
+    c.say(f"{to}: {got.bytes} bytes, sha256 {got.sha256} (verified)")
 
 
 @app.command()

@@ -9,6 +9,28 @@ import re
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+def unsafe(text: str) -> str | None:
+    """The first control or bidi character of `text` (as `U+000A`), or None when it has none.
+    Notes and reasons with one are refused: stored, they could forge a line or a terminal's
+    state wherever they are shown later."""
+    m = _UNSAFE.search(text)
+    return None if m is None else f"U+{ord(m.group()):04X}"
+
+
+def check_note(text: str, what: str, limit: int) -> str:
+    """`text` stripped, or ValueError naming `what` when it is too long or holds a control,
+    C1 or bidi character (a line break included)."""
+    text = text.strip()
+    if len(text) > limit:
+        raise ValueError(f"{what} is longer than {limit} characters")
+    bad = unsafe(text)
+    if bad is not None:
+        raise ValueError(
+            f"{what} contains a control or direction character ({bad}); write it as plain text"
+        )
+    return text
+
+
 def _escaped(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
 

@@ -24,7 +24,7 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     if u.get_backend_name() == "sqlite":
         path = sqlite_file(url)
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Small: the call journal writes through its own connection (`sqlite_writer_engine`) and
         # the screening reads through `SqliteScreeningReader`; this pool serves the rest.
         kwargs.update(pool_size=2, max_overflow=0, pool_timeout=timeout_s)

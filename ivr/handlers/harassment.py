@@ -14,6 +14,7 @@ from ivr.ami.client import AmiClient, AmiError
 from ivr.calls.ending import CallEnder, EndRequest
 from ivr.core.review import SYSTEM_ACTOR, Actor, ReviewError
 from ivr.handlers.hangup import call_id_argument
+from ivr.keys import CallTokens
 from ivr.names import SAFE_CHANNEL
 
 log = logging.getLogger("ivr.harassment")
@@ -24,12 +25,13 @@ class RedirectFailed(Exception):
 
 
 class HarassmentHandler:
-    def __init__(self, ender: CallEnder, ami: AmiClient | None) -> None:
+    def __init__(self, ender: CallEnder, ami: AmiClient | None, tokens: CallTokens) -> None:
         self._ender = ender
         self._ami = ami
+        self._tokens = tokens
 
     async def __call__(self, session: AgiSession) -> None:
-        call_id = call_id_argument(session, "harassment feature")
+        call_id = call_id_argument(session, "harassment feature", self._tokens)
         if call_id is None:
             return
 

@@ -24,6 +24,7 @@ from ivr.events.publisher import AlertSink
 from ivr.handlers.announcer import Announcer
 from ivr.handlers.arrival import Arrival, arrival
 from ivr.handlers.records import dialplan_variables, outcome, start_row
+from ivr.keys import CallTokens
 from ivr.logs import Log, call_id_var
 from ivr.metrics import Metrics
 
@@ -41,6 +42,7 @@ class InboundHandler:
         clock: Clock,
         alerts: AlertSink,
         monitor: CallMonitor,
+        tokens: CallTokens,
         new_id: Callable[[], str] = new_call_id,
         metrics: Metrics | None = None,
     ) -> None:
@@ -50,6 +52,7 @@ class InboundHandler:
         self._clock = clock
         self._alerts = alerts
         self._monitor = monitor
+        self._tokens = tokens
         self._new_id = new_id
         self._metrics = metrics
         self._rules = cfg.decision_rules()
@@ -87,7 +90,8 @@ class InboundHandler:
                     decision = decide(facts, self._rules, await self._voice.menu(session))
                 if decision.prompt:
                     await self._voice.play(session, decision.prompt)
-                variables = dialplan_variables(self._cfg, call_id, decision, recording)
+                token = self._tokens.token(call_id)
+                variables = dialplan_variables(self._cfg, call_id, token, decision, recording)
                 await self._set_variables(session, variables)
                 if decision.action is Action.ROUTE and decision.limit_s is not None:
                     self._monitor.routed(

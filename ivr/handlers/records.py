@@ -58,12 +58,13 @@ def outcome(
 
 
 def dialplan_variables(
-    cfg: Config, call_id: str, d: Decision, recording: str | None
+    cfg: Config, call_id: str, token: str, d: Decision, recording: str | None
 ) -> list[tuple[str, str]]:
     """The decision as the dialplan reads it, `IVR_DECISION` last: set means complete."""
     route_cfg = cfg.routes.get(d.route or "")
     values = {
         names.VAR_CALL_ID: call_id,
+        names.VAR_TOKEN: token,
         names.VAR_RECORDING: recording or "",
         names.VAR_LIMIT_MS: str(d.limit_s * 1000) if d.limit_s is not None else "",
         names.VAR_WARNING_MS: str(d.warning_s * 1000) if d.warning_s else "",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.clock import Clock
 from ivr.core import audit
 from ivr.core.review import Actor, Conflict, ReviewError
+from ivr.core.text import check_note, escape, unsafe
 from ivr.db import recordings as repo
 from ivr.db.audit import AuditWriter
 from ivr.recordings.storage import Digest, Storage, StorageError
@@ -23,6 +26,16 @@ from ivr.review.service import NotFound
 log = logging.getLogger("ivr.recordings")
 
 MAX_NOTE = 2000
+
+
+def _note(note: str, *, required: bool) -> str:
+    try:
+        note = check_note(note, "--note", MAX_NOTE)
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from None
+    if required and not note:
+        raise ReviewError("--note is required: say why")
+    return note
 
 
 class Mismatch(ReviewError):
@@ -69,27 +82,41 @@ class RecordingService:
         return rec
 
     async def export(self, actor: Actor, name: str, dest: Path, note: str = "") -> Digest:
-        """Copy a stored recording out; refused (and the copy removed) if its hash is wrong."""
+        """Copy a stored recording out, readable by the exporter only. The copy is checked
+        against the recorded hash, and `dest` appears only once its audit row is stored."""
+        note = _note(note, required=False)
+        if unsafe(str(dest)):
+            raise ReviewError(f"{escape(str(dest))}: control characters in the file name")
+        if not await asyncio.to_thread(dest.parent.is_dir):
+            raise ReviewError(f"{dest.parent}: no such folder")
+        if await asyncio.to_thread(dest.exists):
+            raise ReviewError(f"{dest} exists; choose a new file name")
         rec = await self._stored(name)
+        part = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         try:
-            got = await self._storage.export(rec["storage_uri"], dest)
+            got = await self._storage.export(rec["storage_uri"], part)
+            if got != Digest(rec["bytes"], rec["sha256"]):
+                raise Mismatch(
+                    f"stored copy of {name} is {got.bytes} bytes, sha256 {got.sha256}; "
+                    f"expected {rec['bytes']} bytes, sha256 {rec['sha256']}: not exported"
+                )
+            reason = f"to {dest}" + (f": {note}" if note else "")
+            await self._audit(actor, "rec-export", rec, reason)
+            try:
+                await asyncio.to_thread(os.link, part, dest)  # never over an existing file
+            except FileExistsError:
+                raise ReviewError(
+                    f"{dest} appeared meanwhile; the export is audited, "
+                    "but not written: export again to a new name"
+                ) from None
         except FileExistsError:
-            raise ReviewError(f"{dest} exists; choose a new file name") from None
-        if got != Digest(rec["bytes"], rec["sha256"]):
-            await asyncio.to_thread(dest.unlink, missing_ok=True)
-            raise Mismatch(
-                f"stored copy of {name} is {got.bytes} bytes, sha256 {got.sha256}; "
-                f"expected {rec['bytes']} bytes, sha256 {rec['sha256']}: not exported"
-            )
-        await self._audit(actor, "rec-export", rec, f"to {dest}" + (f": {note}" if note else ""))
+            raise ReviewError(f"{part} exists; try again") from None
+        finally:
+            await asyncio.to_thread(part.unlink, missing_ok=True)
         return got
 
     async def set_hold(self, actor: Actor, name: str, hold: bool, note: str) -> dict[str, Any]:
-        note = note.strip()
-        if not note:
-            raise ReviewError("--note is required: say why")
-        if len(note) > MAX_NOTE:
-            raise ReviewError(f"note is longer than {MAX_NOTE} characters")
+        note = _note(note, required=True)
         rec = await self.get(name)
         if rec["state"] == "purged":
             raise Conflict(f"recording {name} was purged")

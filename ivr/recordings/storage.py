@@ -90,6 +90,13 @@ class Storage(Protocol):
     def describe(self) -> str: ...
 
 
+def private_new_file(dest: Path) -> BinaryIO:
+    """`dest` created for writing, readable by its owner only whatever the umask (a recording
+    is personal data); FileExistsError when it exists."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
 class LocalStorage:
     """A directory: temporary name, fsync, atomic rename, fsync of the directory."""
 
@@ -155,7 +162,7 @@ class LocalStorage:
         path = self._path(uri)
 
         def copy() -> Digest:
-            with path.open("rb") as src, dest.open("xb") as out:
+            with path.open("rb") as src, private_new_file(dest) as out:
                 h, n = hashlib.sha256(), 0
                 for chunk in file_chunks(src):
                     h.update(chunk)
@@ -168,7 +175,7 @@ class LocalStorage:
         except FileExistsError:
             raise
         except OSError as exc:
-            raise StorageError(f"{exc.strerror or exc}") from exc
+            raise StorageError(f"{exc.filename or dest}: {exc.strerror or exc}") from exc
 
     async def delete(self, uri: str) -> None:
         path = self._path(uri)
@@ -256,7 +263,7 @@ class S3Storage:
         data = await self._read(uri)
 
         def write() -> None:
-            with dest.open("xb") as out:
+            with private_new_file(dest) as out:
                 out.write(data)
 
         try:

@@ -81,7 +81,7 @@ def parse_import(text: str) -> list[tuple[int, Proposal | str]]:
             rows.append((line, f"has {len(cells)} fields, the header has {len(header)}"))
             continue
         # Export's extra columns (id, status, ...) are for people and are not read back.
-        row = dict(zip(header, (c.strip() for c in cells), strict=True))
+        row = dict(zip(header, (_uncell(c.strip()) for c in cells), strict=True))
         rows.append((line, _proposal(row)))
     return rows
 
@@ -101,10 +101,35 @@ def _proposal(row: dict[str, str]) -> Proposal | str:
     )
 
 
+# What a spreadsheet reads as the start of a formula (OWASP's list): such a cell is exported
+# with a leading apostrophe, which spreadsheets show as text and `parse_import` removes.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    text = str(value)
+    # Apostrophes already before a formula character get one more, so the round trip holds.
+    return "'" + text if text.lstrip("'").startswith(_FORMULA) else text
+
+
+def _uncell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text.lstrip("'").startswith(_FORMULA) else text
+
+
+class _Neutral:
+    """A csv writer whose every cell is safe to open in a spreadsheet."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self._w = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, row: Iterable[object]) -> None:
+        self._w.writerow([_cell(v) for v in row])
+
+
 def export(rows: Iterable[tuple[dict[str, Any], EntryStatus]], tz: ZoneInfo) -> str:
     """CSV text that `parse_import` reads back (the extra columns are for people)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _Neutral(buf)
     w.writerow(EXPORT_COLUMNS)
     for rec, status in rows:
         exp = rec["expires_at"]

@@ -33,6 +33,7 @@ from ivr.core.review import (
     decide,
     effective_status,
 )
+from ivr.core.text import check_note
 from ivr.db import audit as audit_repo
 from ivr.db import blocklist as repo
 from ivr.db.audit import AuditWriter
@@ -85,12 +86,10 @@ def state_of(rec: dict[str, Any]) -> EntryState:
 
 
 def _clean_note(note: str, what: str = "note") -> str:
-    note = note.strip()
-    if len(note) > MAX_NOTE:
-        raise ReviewError(f"{what} is longer than {MAX_NOTE} characters")
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in note):
-        raise ReviewError(f"{what} contains control characters")
-    return note
+    try:
+        return check_note(note, what, MAX_NOTE)
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from None
 
 
 class BlocklistService:

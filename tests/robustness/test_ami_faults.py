@@ -195,7 +195,8 @@ async def test_an_unanswered_redirect_falls_back_to_channelredirect(
     fake_ami.server.answering = False  # Asterisk takes the action and never answers
     svc.fake.live_channels = {CALLER_CHANNEL}
     t0 = time.monotonic()
-    rec = await svc.fake.call(Channel(script="harassment", args=(call_id,), uniqueid="1.2"))
+    args = (call_id, routed.variables["IVR_TOKEN"])
+    rec = await svc.fake.call(Channel(script="harassment", args=args, uniqueid="1.2"))
     assert time.monotonic() - t0 < 0.3 + 0.5
     assert (
         rec.commands[0] == f'EXEC ChannelRedirect "{CALLER_CHANNEL},ivr-guard-harassment-end,s,1"'

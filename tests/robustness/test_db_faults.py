@@ -17,7 +17,7 @@ from ivr.db import migrate
 from ivr.db.models import calls
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.support.pg import PgServer
-from tests.support.service import Service
+from tests.support.service import Service, token_for
 
 
 @pytest.fixture
@@ -45,7 +45,8 @@ async def _calls(svc: Service, first: int, count: int) -> list[str]:
 
 async def _hang_up_all(svc: Service, ids: list[str]) -> None:
     for call_id in ids:
-        rec = await svc.fake.call(Channel(script="hangup", args=(call_id, "42", "ANSWER")))
+        token = token_for(svc.cfg.data_dir, call_id)
+        rec = await svc.fake.call(Channel(script="hangup", args=(call_id, token, "42", "ANSWER")))
         assert rec.commands == []
 
 

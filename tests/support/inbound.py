@@ -9,7 +9,7 @@ from sqlalchemy import insert
 
 from ivr.db.calls import get_call
 from ivr.db.models import blocklist_entries
-from tests.support.service import OPEN_TIME, Service
+from tests.support.service import OPEN_TIME, Service, token_of
 
 SPOOL = "/var/spool/asterisk/monitor/ivr-guard"
 
@@ -38,6 +38,7 @@ def decision_vars(
     routed = decision == "route"
     values = [
         ("IVR_CALL_ID", call_id),
+        ("IVR_TOKEN", token_of(call_id)),
         ("IVR_RECORDING", recording),
         ("IVR_LIMIT_MS", limit if limit is not None else ("3600000" if routed else "")),
         ("IVR_WARNING_MS", warning if warning is not None else ("60000" if routed else "")),
