@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import resource
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,11 +186,17 @@ def app_from(parts: Parts, *, primary: bool = True) -> App:
         deadlines=Deadlines(a.environment_timeout_s, a.command_timeout_s, a.media_timeout_s),
         max_env_bytes=a.max_environment_bytes,
         observe=metrics.tallies.observe_handler,
+        max_sessions=session_budget(a.max_sessions),
+        max_sessions_per_peer=a.max_sessions_per_peer,
     )
     handoff = parts.handoff
     metrics.gauges(
         {
             "ivr_agi_sessions": ("FastAGI sessions in progress.", lambda: agi.active_sessions),
+            "ivr_agi_refused_total": (
+                "FastAGI connections refused at agi.max_sessions or max_sessions_per_peer.",
+                lambda: agi.refused_sessions,
+            ),
             "ivr_active_calls": ("Routed calls whose time cap is watched.", lambda: len(monitor)),
             "ivr_recording_backlog": (
                 "Recordings found in the spool and not yet stored and verified (last scan).",
@@ -234,6 +242,30 @@ async def check_schema(engine: AsyncEngine, url: str) -> None:
             f"database {redact(url)} is at revision {status.current or 'none'}, "
             f"the code needs {status.head}: run `ivr db upgrade`"
         )
+
+
+DESCRIPTORS_KEPT = 256  # for the database, storage, AMI, MQTT, metrics and logs
+
+
+def session_budget(wanted: int) -> int:
+    """`wanted` FastAGI sessions, or fewer when they would not fit below this process's
+    descriptor limit; the soft limit is raised to the hard one first (`LimitNOFILE` in the
+    systemd unit sets both)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    fits = wanted if soft == resource.RLIM_INFINITY else max(1, soft - DESCRIPTORS_KEPT)
+    if fits < wanted:
+        log.warning(
+            "agi.max_sessions %d does not fit %d descriptors: at most %d sessions",
+            wanted,
+            soft,
+            fits,
+        )
+    return min(wanted, fits)
 
 
 def freeze_heap(region: str) -> None:

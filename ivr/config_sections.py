@@ -40,6 +40,10 @@ class AgiConfig(_Model):
     # The whole inbound script, notices and menu included; past it the call fails open.
     handler_deadline_s: Annotated[float, Field(gt=0)] = 180.0
     max_environment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 32 * 1024
+    # Open FastAGI connections, in all and from one address: one more is refused at once.
+    # `ivr serve` keeps max_sessions below its descriptor limit, which it raises at start.
+    max_sessions: Annotated[int, Field(ge=1, le=1_000_000)] = 4000
+    max_sessions_per_peer: Annotated[int, Field(ge=1, le=1_000_000)] = 4000
 
     @field_validator("listen")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -33,7 +34,12 @@ class AgiServer:
         deadlines: Deadlines | None = None,
         max_env_bytes: int = DEFAULT_MAX_ENV_BYTES,
         observe: Observer | None = None,
+        max_sessions: int = 4000,
+        max_sessions_per_peer: int = 4000,
     ) -> None:
+        """`max_sessions` (kept below the descriptor limit) and `max_sessions_per_peer` bound
+        the open connections: one more is closed at once, counted and logged, so that held
+        sessions can exhaust neither the descriptors nor the loop."""
         self._handlers = dict(handlers)
         self._observe = observe
         self._allow: list[Network] = [ipaddress.ip_network(a, strict=False) for a in allow]
@@ -47,6 +53,13 @@ class AgiServer:
         self._peers: dict[str, bool] = {}
         self.sessions_started = 0
         self.refused_peers = 0
+        self.refused_sessions = 0  # over max_sessions or max_sessions_per_peer
+        self._max = max_sessions
+        self._max_per_peer = max_sessions_per_peer
+        self._per_peer: dict[str, int] = {}
+        self._admitted = 0
+        self._refusals: dict[str, int] = {}  # refusals not yet logged, by reason
+        self._refusal_logged_at = -math.inf
 
     @property
     def active_sessions(self) -> int:
@@ -69,9 +82,46 @@ class AgiServer:
             if len(self._peers) >= _PEERS_KEPT:
                 self._peers.clear()
             allowed = self._peers[host] = self._in_allowlist(host)
-        if not allowed:
-            self.refused_peers += 1
         return allowed
+
+    def _admit(self, conn: AgiConnection) -> str | None:
+        """None when `conn` may go on; else why it is refused (counted and logged here)."""
+        host = conn.peer
+        if not self._peer_allowed(host):
+            self.refused_peers += 1
+            log.warning("FastAGI connection from %s refused: not in the allowlist", host)
+            return "allowlist"
+        if self._admitted >= self._max:
+            return self._refuse(host, f"agi.max_sessions ({self._max}) open")
+        if self._per_peer.get(host, 0) >= self._max_per_peer:
+            return self._refuse(host, f"agi.max_sessions_per_peer ({self._max_per_peer}) open")
+        self._admitted += 1
+        self._per_peer[host] = self._per_peer.get(host, 0) + 1
+        return None
+
+    def _refuse(self, host: str, why: str) -> str:
+        """Count; log at most once a second, with how many were refused meanwhile."""
+        self.refused_sessions += 1
+        key = f"{host}: {why}"
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= 1.0:
+            for what, n in self._refusals.items():
+                log.warning("FastAGI connections refused (%d) from %s", n, what)
+            self._refusals.clear()
+            self._refusal_logged_at = now
+        return why
+
+    def _lost(self, conn: AgiConnection) -> None:
+        self._connections.discard(conn)
+        if conn.admitted:
+            conn.admitted = False
+            self._admitted -= 1
+            left = self._per_peer.get(conn.peer, 1) - 1
+            if left:
+                self._per_peer[conn.peer] = left
+            else:
+                self._per_peer.pop(conn.peer, None)
 
     def _in_allowlist(self, host: str) -> bool:
         try:
@@ -85,8 +135,8 @@ class AgiServer:
             self._on_environment,
             deadlines=self._deadlines,
             max_env_bytes=self._max_env_bytes,
-            peer_allowed=self._peer_allowed,
-            on_lost=self._connections.discard,
+            admit=self._admit,
+            on_lost=self._lost,
             loop=self._loop,
         )
         self._connections.add(conn)

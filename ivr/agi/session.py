@@ -70,14 +70,15 @@ class AgiConnection(asyncio.Protocol):
         *,
         deadlines: Deadlines,
         max_env_bytes: int,
-        peer_allowed: Callable[[str], bool],
+        admit: Callable[[AgiConnection], str | None],
         on_lost: Callable[[AgiConnection], None] = lambda _c: None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._on_environment = on_environment
         self._on_lost = on_lost
         self.deadlines = deadlines
-        self._peer_allowed = peer_allowed
+        self._admit = admit
+        self.admitted = False
         self.parser = AgiParser(max_env_bytes=max_env_bytes)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -103,10 +104,10 @@ class AgiConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
-        if not self._peer_allowed(self.peer):
-            log.warning("FastAGI connection from %s refused: not in the allowlist", self.peer)
+        if self._admit(self) is not None:  # refused (and counted, and logged) by the server
             self.abort()
             return
+        self.admitted = True
         self._watch(self.loop.time() + self.deadlines.environment)
 
     def data_received(self, data: bytes) -> None:

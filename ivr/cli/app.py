@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +18,16 @@ from ivr.cli import callers as callers_cli
 from ivr.cli import calls as calls_cli
 from ivr.cli import prompts as prompts_cli
 from ivr.cli import recordings as recordings_cli
-from ivr.cli.common import EXIT_CONFIG, EXIT_SCHEMA, ConfigOpt, catalog, clock, err, out
+from ivr.cli.common import (
+    EXIT_CONFIG,
+    EXIT_CONFLICT,
+    EXIT_SCHEMA,
+    ConfigOpt,
+    catalog,
+    clock,
+    err,
+    out,
+)
 from ivr.cli.common import load as _load
 from ivr.cli.doctor import doctor
 from ivr.clock import FixedClock
@@ -113,13 +123,70 @@ def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str, config: ConfigOpt = None) -> None:
-    """Step the schema down to REVISION (`base` removes every table)."""
+def db_downgrade(
+    revision: str,
+    discard_history: Annotated[
+        Path | None,
+        typer.Option(
+            "--discard-history",
+            help="An `ivr db export` file of the database as it is now: lets the downgrade "
+            "drop history rows.",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Step the schema down to REVISION (`base` removes every table). Refused (exit 7) while
+    calls, blocklist, audit or recording rows would be lost without a current export."""
     from ivr.db import migrate
+    from ivr.db.engine import create_engine
+    from ivr.db.history import HistoryError, check_discard
 
     cfg = _load(config)
+
+    async def check() -> str:
+        engine = create_engine(cfg.database_url(), timeout_s=max(cfg.database.timeout_s, 10))
+        try:
+            return (await check_discard(engine, discard_history)).describe()
+        finally:
+            await engine.dispose()
+
+    try:
+        dropped = asyncio.run(check())
+    except HistoryError as exc:
+        err.print(f"refused: {exc}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFLICT) from None
     migrate.downgrade(cfg.database_url(), revision)
-    out.print(f"database downgraded to {revision}")
+    out.print(f"database downgraded to {revision} (history dropped: {dropped})", highlight=False)
+
+
+@db_app.command("export")
+def db_export(
+    to: Annotated[Path, typer.Option("--to", help="A new file (written 0600).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write every calls, blocklist, audit and recordings row to a new JSON file, with a
+    SHA-256 that `ivr db downgrade --discard-history` checks against the database."""
+    from ivr.db.engine import create_engine
+    from ivr.db.history import export
+
+    cfg = _load(config)
+
+    async def main() -> str:
+        engine = create_engine(cfg.database_url(), timeout_s=max(cfg.database.timeout_s, 10))
+        try:
+            snap = await export(engine, to)
+        finally:
+            await engine.dispose()
+        return f"{to}: {snap.describe()}, sha256 {snap.sha256}"
+
+    try:
+        out.print(asyncio.run(main()), highlight=False, markup=False)
+    except FileExistsError:
+        err.print(f"{to} exists; choose a new file name", highlight=False, markup=False)
+        raise typer.Exit(EXIT_CONFLICT) from None
+    except OSError as exc:
+        err.print(f"{to}: {exc.strerror or exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
 
 
 @db_app.command("current")

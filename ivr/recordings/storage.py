@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from ivr.files import private_new_file
+
 CHUNK = 1024 * 1024
 
 
@@ -88,13 +90,6 @@ class Storage(Protocol):
     async def delete(self, uri: str) -> None: ...
 
     def describe(self) -> str: ...
-
-
-def private_new_file(dest: Path) -> BinaryIO:
-    """`dest` created for writing, readable by its owner only whatever the umask (a recording
-    is personal data); FileExistsError when it exists."""
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    return os.fdopen(fd, "wb")
 
 
 class LocalStorage:
