@@ -18,6 +18,7 @@ from ivr.agi.server import AgiServer
 from ivr.agi.session import Deadlines
 from ivr.ami.client import AmiAuthError, AmiClient
 from ivr.ami.reactor import Reactor
+from ivr.calls.ending import CallEnder
 from ivr.calls.ids import new_call_id
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock, SystemClock
@@ -67,6 +68,7 @@ class App:
     metrics: Metrics
     metrics_port: int | None = None
     primary: bool = True  # runs the jobs one service needs once (see `start`)
+    ender: CallEnder | None = None  # its pending harassment holds are awaited at close
     tasks: Supervisor = field(default_factory=Supervisor)
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
@@ -135,6 +137,8 @@ class App:
         """Let calls finish, store what the journal holds, release the database."""
         self.tasks.stopping()
         await self.agi.close(grace=grace)
+        if self.ender is not None:
+            await self.ender.drain(timeout=min(grace, 5.0))
         self.monitor.close()
         self.reactor.close()
         await self.journal.close(timeout=grace)
@@ -232,6 +236,7 @@ def app_from(parts: Parts, *, primary: bool = True) -> App:
         parts.recordings,
         metrics,
         primary=primary,
+        ender=parts.ender,
     )
 
 

@@ -120,6 +120,15 @@ def end(
                 note=note,
             )
             result = await ender.end(req, redirect)
+            waited = ender.pending
+            if await ender.drain(timeout=30.0):
+                result.warnings.append(
+                    "the database did not answer within 30 s: the hold and the blocklist "
+                    "proposal were NOT stored; hold the recording with `ivr recordings hold`"
+                )
+                result.unsaved = True
+            elif waited:
+                result.warnings.append("the hold and the proposal were stored after a retry")
             if alerts.enabled and alerts.backlog:
                 with contextlib.suppress(TimeoutError):
                     await alerts.flush(timeout=5)
@@ -155,6 +164,8 @@ def end(
         c.err.print(f"warning: {w}", markup=False, highlight=False)
     if undelivered:
         c.err.print("warning: the MQTT broker did not take the alert; it is in the log")
+    if result.unsaved:
+        raise typer.Exit(c.EXIT_FAILED)
 
 
 async def _connected(ami: AmiClient, runner: asyncio.Task[None], timeout: float) -> None:

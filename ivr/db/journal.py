@@ -24,16 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.db.calls import Closed, PositionalCalls, TalkReport, account, close, store_calls
 from ivr.db.engine import SQLITE_BUSY_TIMEOUT_MS, checkpoint_wal, is_busy, sqlite_writer_engine
 from ivr.db.rows import CallOutcome, CallStart
+from ivr.db.transient import is_transient
 
 log = logging.getLogger("ivr.journal")
 
-TRANSIENT = (OperationalError, OSError, TimeoutError, ConnectionError)
 BUSY_RETRY_S = 0.005
 BUSY_RETRY_MAX_S = 0.1
 
@@ -183,7 +183,9 @@ class CallJournal:
             batch = [self._pending[i] for i in range(min(self._batch_size, len(self._pending)))]
             try:
                 await self._store(batch)
-            except TRANSIENT as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 if is_busy(exc):
                     if busy_since is None:
                         busy_since, busy_delay = loop.time(), BUSY_RETRY_S
@@ -214,9 +216,9 @@ class CallJournal:
     async def _store(self, batch: list[_Op]) -> None:
         try:
             await self._apply(batch)
-        except TRANSIENT:
-            raise
-        except SQLAlchemyError:
+        except SQLAlchemyError as exc:
+            if is_transient(exc):
+                raise
             await self._apply_one_by_one(batch)
 
     async def _apply(self, batch: list[_Op]) -> None:
@@ -242,9 +244,9 @@ class CallJournal:
         for op in batch:
             try:
                 await self._apply([op])
-            except TRANSIENT:
-                raise
             except SQLAlchemyError as exc:
+                if is_transient(exc):
+                    raise
                 self.dropped += 1
                 log.error("call journal: write refused by the database, skipped: %r", exc)
 

@@ -133,3 +133,29 @@ async def test_postgresql_down_then_back_loses_nothing(make_service: Any, own_pg
     # And the service reads again: the blocklist is back in force.
     await _calls(svc, 30, 1)
     assert svc.app.inbound.db_failures == 10
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_postgresql_starting_up_loses_nothing(make_service: Any, own_pg: PgServer) -> None:
+    """asyncpg reports "the database system is starting up" (57P03) as a DBAPIError, not an
+    OperationalError: the journal used to take it for a refused write and drop the rows."""
+    url = await own_pg.create_database("ivr")
+    await asyncio.to_thread(migrate.upgrade, url)
+    svc: Service = await make_service({"database": {"url": url, "timeout_s": 0.5}}, url=url)
+    before = await _calls(svc, 0, 2)
+    await svc.app.journal.flush()
+    await asyncio.to_thread(own_pg.halt, "fast")
+    await asyncio.to_thread(own_pg.resume, standby=True)
+    during = await _calls(svc, 10, 5)
+    await _hang_up_all(svc, before + during)
+    for _ in range(100):  # the journal tries, and is told the server is starting up
+        if svc.app.journal.failures:
+            break
+        await asyncio.sleep(0.1)
+    assert svc.app.journal.failures > 0 and svc.app.journal.dropped == 0
+    await asyncio.to_thread(own_pg.promote)
+    await svc.app.journal.flush(timeout=30)
+    rows = await _rows(svc)
+    assert len(rows) == 7 and svc.app.journal.dropped == 0
+    for call_id in before + during:
+        assert rows[call_id]["talk_s"] == 42, call_id

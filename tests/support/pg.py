@@ -61,12 +61,17 @@ class PgServer:
         )
         self.resume()
 
-    def resume(self) -> None:
-        """Start the server (again) on its data directory and port."""
+    def resume(self, *, standby: bool = False) -> None:
+        """Start the server (again) on its data directory and port. `standby`: as a standby
+        with no primary and no hot standby, which answers every connection "the database system
+        is starting up" (57P03) until `promote`."""
         opts = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
+        if standby:
+            self._run("touch", str(self.data / "standby.signal"))
+            opts += " -c hot_standby=off"
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -75,11 +80,15 @@ class PgServer:
             opts,
             "-l",
             str(self.dir / "log"),
-            "-w",
+            "-W" if standby else "-w",
             "-t",
             "60",
             "start",
         )
+
+    def promote(self) -> None:
+        """End standby mode: the server accepts connections again."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def halt(self, mode: str = "immediate") -> None:
         """Stop the server; `resume` starts it again. The suite's servers run without
