@@ -81,6 +81,7 @@ class App:
         if self.alerts.enabled:
             jobs["mqtt-alerts"] = self.alerts.run()
         if self.primary:
+            self.journal.replay()
             await self._sweep()
             jobs["blocklist-expiry"] = self._sweeper()
             jobs["recording-handoff"] = self.handoff.run()

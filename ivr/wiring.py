@@ -59,7 +59,7 @@ class Parts:
 
     @cached_property
     def journal(self) -> CallJournal:
-        return CallJournal(self.engine)
+        return CallJournal(self.engine, spill_dir=self.cfg.data_path() / "journal")
 
     @cached_property
     def alerts(self) -> AlertPublisher:

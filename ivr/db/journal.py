@@ -21,12 +21,13 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.db import spill
 from ivr.db.calls import Closed, PositionalCalls, TalkReport, account, close, store_calls
 from ivr.db.engine import SQLITE_BUSY_TIMEOUT_MS, checkpoint_wal, is_busy, sqlite_writer_engine
 from ivr.db.rows import CallOutcome, CallStart
@@ -38,13 +39,8 @@ BUSY_RETRY_S = 0.005
 BUSY_RETRY_MAX_S = 0.1
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    call_id: str
-    outcome: CallOutcome
-
-
-_Op = CallStart | _Outcome | TalkReport | Closed
+_Outcome = spill.Outcome
+_Op = spill.Op
 
 
 class CallJournal:
@@ -61,7 +57,9 @@ class CallJournal:
         linger_s: float = 0.05,
         busy_wait_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
         checkpoint_every_s: float = 1.0,
+        spill_dir: Path | None = None,
     ) -> None:
+        """`spill_dir`: where writes not stored by `close` are kept for the next start."""
         self._engine = engine
         self._writer = sqlite_writer_engine(engine.url.render_as_string(hide_password=False))
         self._pool = (
@@ -85,6 +83,9 @@ class CallJournal:
         self.written = 0
         self.dropped = 0
         self.failures = 0
+        self._spill_dir = spill_dir
+        self._abandoned = False
+        self._replaying: tuple[int, list[Path]] = (0, [])  # writes left to store, their files
 
     @property
     def backlog(self) -> int:
@@ -127,7 +128,8 @@ class CallJournal:
         try:
             await self.flush(timeout)
         except TimeoutError:
-            log.error("call journal closed with %d writes not stored", len(self._pending))
+            self._abandoned = True
+            self._spill()
             return  # the writer may still be busy: the process is ending, leave it be
         if self._writer is not None:
             self._writer.dispose()
@@ -135,6 +137,48 @@ class CallJournal:
             await asyncio.wait([self._checkpointing], timeout=timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+
+    def _spill(self) -> None:
+        left = list(self._pending)
+        if self._spill_dir is None:
+            log.error("call journal closed with %d writes not stored", len(left))
+            return
+        try:
+            path = spill.write(self._spill_dir, left)
+        except OSError as exc:
+            log.error("call journal: %d writes not stored, and not spilled: %r", len(left), exc)
+            return
+        log.error(
+            "call journal: %d writes not stored; kept in %s for the next start", len(left), path
+        )
+
+    def replay(self) -> int:
+        """Queue what an earlier run spilled, ahead of any new write; its files go once it is
+        stored. How many writes were queued."""
+        if self._spill_dir is None:
+            return 0
+        paths, ops = spill.claim(self._spill_dir)
+        if not ops:
+            for path in paths:
+                path.unlink(missing_ok=True)
+            return 0
+        self._pending.extendleft(reversed(ops))
+        self._replaying = (len(ops), paths)
+        self._idle.clear()
+        self._wake.set()
+        log.warning("call journal: replaying %d writes kept at the last stop", len(ops))
+        return len(ops)
+
+    def _stored(self, n: int) -> None:
+        left, paths = self._replaying
+        if not left:
+            return
+        left = max(0, left - n)
+        self._replaying = (left, paths)
+        if not left:
+            for path in paths:
+                path.unlink(missing_ok=True)
+            log.info("call journal: the writes kept at the last stop are stored")
 
     def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
         """At most one checkpoint a `checkpoint_every_s`, in the journal's thread."""
@@ -200,15 +244,16 @@ class CallJournal:
                 log.warning(
                     "call journal: database unavailable (%r); retrying in %.1fs", exc, delay
                 )
-                if self._closing:
-                    self._idle.set()  # nothing more can be done before the deadline
+                if self._abandoned:  # `close` ran out of time and spilled what is left
                     return
-                await asyncio.sleep(delay)
+                # Closing too: keep trying until `close`'s deadline, then it spills the rest.
+                await asyncio.sleep(min(delay, 1.0) if self._closing else delay)
                 delay = min(delay * 2, self._retry_max)
                 continue
             for _ in batch:
                 self._pending.popleft()
             self.written += len(batch)
+            self._stored(len(batch))
             delay = self._retry_initial
             busy_since = None
             self._maybe_checkpoint(loop)
