@@ -15,6 +15,8 @@ import os
 import secrets
 from pathlib import Path
 
+from ivr.files import write_private_file
+
 KEY_FILE = "service.key"
 KEY_BYTES = 32
 
@@ -33,12 +35,7 @@ def service_key(data_dir: Path) -> bytes:
         pass
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = data_dir / f".{KEY_FILE}.{secrets.token_hex(6)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, secrets.token_bytes(KEY_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_private_file(tmp, secrets.token_bytes(KEY_BYTES))
     try:
         os.link(tmp, path)
     except FileExistsError:

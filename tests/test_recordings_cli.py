@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from sqlalchemy import update
 
 from ivr.db.models import recordings
 from tests.support.cli import ME, run_ivr
-from tests.support.recordings import spool_failopen, storage_cfg
+from tests.support.recordings import cli_env, spool_failopen, storage_cfg
 from tests.support.service import Service
 
 
@@ -20,16 +19,9 @@ async def test_recordings_cli(make_service: Any, tmp_path: Path) -> None:
     cfg = storage_cfg(tmp_path, retention_days=1)
     cfg["supervisors"] = {ME: "supervisor"}
     svc: Service = await make_service(cfg)
-    spool = Path(svc.cfg.recording.spool_dir)
     data = spool_failopen(svc, 2)
     await svc.app.handoff.scan_once()
-    toml = tmp_path / "cli.toml"
-    toml.write_text(
-        f'data_dir = "{svc.cfg.data_dir}"\n[database]\nurl = "{svc.cfg.database_url()}"\n'
-        f'[recording]\nspool_dir = "{spool}"\n[storage]\nretention_days = 1\n'
-        f'[supervisors]\n{ME} = "supervisor"\n'
-    )
-    env = dict(os.environ, IVR_CONFIG=str(toml))
+    env = cli_env(svc, tmp_path / "cli.toml", "[storage]\nretention_days = 1\n")
 
     def ivr(*args: str, code: int = 0) -> str:
         res = run_ivr(list(args), env)

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvloop
@@ -33,6 +33,9 @@ from ivr.cli.doctor import doctor
 from ivr.clock import FixedClock
 from ivr.config import Config, parse_hostport
 from ivr.logs import setup_logging
+
+if TYPE_CHECKING:
+    from ivr.wiring import Parts
 
 app = typer.Typer(no_args_is_help=True, help="Call guard for Asterisk.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
@@ -137,21 +140,17 @@ def db_downgrade(
 ) -> None:
     """Step the schema down to REVISION (`base` removes every table). Refused (exit 7) while
     calls, blocklist, audit or recording rows would be lost without a current export."""
+    from ivr.cli.common import with_parts
     from ivr.db import migrate
-    from ivr.db.engine import create_engine
     from ivr.db.history import HistoryError, check_discard
 
     cfg = _load(config)
 
-    async def check() -> str:
-        engine = create_engine(cfg.database_url(), timeout_s=max(cfg.database.timeout_s, 10))
-        try:
-            return (await check_discard(engine, discard_history)).describe()
-        finally:
-            await engine.dispose()
+    async def check(parts: Parts) -> str:
+        return (await check_discard(parts.engine, discard_history)).describe()
 
     try:
-        dropped = asyncio.run(check())
+        dropped = with_parts(cfg, check, schema=False)
     except HistoryError as exc:
         err.print(f"refused: {exc}", highlight=False, markup=False)
         raise typer.Exit(EXIT_CONFLICT) from None
@@ -166,27 +165,21 @@ def db_export(
 ) -> None:
     """Write every calls, blocklist, audit and recordings row to a new JSON file, with a
     SHA-256 that `ivr db downgrade --discard-history` checks against the database."""
-    from ivr.db.engine import create_engine
+    from ivr.cli.common import fail, with_parts
     from ivr.db.history import export
 
     cfg = _load(config)
 
-    async def main() -> str:
-        engine = create_engine(cfg.database_url(), timeout_s=max(cfg.database.timeout_s, 10))
+    async def work(parts: Parts) -> str:
         try:
-            snap = await export(engine, to)
-        finally:
-            await engine.dispose()
+            snap = await export(parts.engine, to)
+        except FileExistsError:
+            raise fail(f"{to} exists; choose a new file name", EXIT_CONFLICT) from None
+        except OSError as exc:
+            raise fail(f"{to}: {exc.strerror or exc}", 1) from None
         return f"{to}: {snap.describe()}, sha256 {snap.sha256}"
 
-    try:
-        out.print(asyncio.run(main()), highlight=False, markup=False)
-    except FileExistsError:
-        err.print(f"{to} exists; choose a new file name", highlight=False, markup=False)
-        raise typer.Exit(EXIT_CONFLICT) from None
-    except OSError as exc:
-        err.print(f"{to}: {exc.strerror or exc}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
+    out.print(with_parts(cfg, work, schema=False), highlight=False, markup=False)
 
 
 @db_app.command("current")

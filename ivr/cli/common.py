@@ -137,9 +137,10 @@ def _default(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def with_parts(cfg: Config, work: Callable[[Parts], Awaitable[T]]) -> T:
+def with_parts(cfg: Config, work: Callable[[Parts], Awaitable[T]], *, schema: bool = True) -> T:
     """Run `work(parts)` with the composition root's parts (the command's clock, a patient
-    database wait) after checking the schema is current."""
+    database wait), after checking the schema is current unless `schema` is False (the `db`
+    commands, which work on any revision)."""
     import asyncio
 
     from ivr.db.migrate import schema_status
@@ -149,8 +150,8 @@ def with_parts(cfg: Config, work: Callable[[Parts], Awaitable[T]]) -> T:
         async with AsyncExitStack() as stack:
             parts = Parts(cfg, clock(), timeout_s=max(cfg.database.timeout_s, 10))
             stack.push_async_callback(parts.engine.dispose)
-            st = await schema_status(parts.engine)
-            if not st.up_to_date:
+            st = await schema_status(parts.engine) if schema else None
+            if st is not None and not st.up_to_date:
                 raise fail(
                     f"database schema is at {st.current or 'none'}, code needs {st.head}: "
                     "run `ivr db upgrade`",

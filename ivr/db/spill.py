@@ -20,6 +20,7 @@ from typing import Any
 
 from ivr.db.calls import Closed, TalkReport
 from ivr.db.rows import CallOutcome, CallStart
+from ivr.files import write_private_file
 
 log = logging.getLogger("ivr.journal")
 
@@ -35,6 +36,7 @@ class Outcome:
 
 Op = CallStart | Outcome | TalkReport | Closed
 _KINDS: dict[str, Any] = {"start": CallStart, "talk": TalkReport, "closed": Closed}
+_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -60,8 +62,7 @@ def encode(op: Op) -> str:
     if isinstance(op, Outcome):
         doc = {"kind": "outcome", "call_id": op.call_id, "outcome": _plain(op.outcome)}
     else:
-        kind = {CallStart: "start", TalkReport: "talk", Closed: "closed"}[type(op)]
-        doc = {"kind": kind, **_plain(op)}
+        doc = {"kind": _KIND_OF[type(op)], **_plain(op)}
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
 
 
@@ -78,17 +79,8 @@ def write(folder: Path, ops: list[Op]) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}{SUFFIX}"
     path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, "".join(encode(op) + "\n" for op in ops).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    lines = "".join(encode(op) + "\n" for op in ops).encode()
+    write_private_file(path, lines, sync_folder=True)
     return path
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import IVR, ME, ivr_json, run_ivr, setup
-from tests.support.recordings import spool_failopen, storage_cfg
+from tests.support.recordings import cli_env, spool_failopen, storage_cfg
 from tests.support.service import Service
 
 PROPOSE = ["blocklist", "propose", "0312345678", "--category", "threats", "--as", "alice"]
@@ -112,13 +112,7 @@ async def test_export_failures_are_one_line_and_exports_private(
     svc: Service = await make_service(cfg)
     spool_failopen(svc, 1)
     await svc.app.handoff.scan_once()
-    toml = tmp_path / "cli.toml"
-    toml.write_text(
-        f'data_dir = "{svc.cfg.data_dir}"\n[database]\nurl = "{svc.cfg.database_url()}"\n'
-        f'[recording]\nspool_dir = "{svc.cfg.recording.spool_dir}"\n'
-        f'[supervisors]\n{ME} = "supervisor"\n'
-    )
-    env = dict(os.environ, IVR_CONFIG=str(toml))
+    env = cli_env(svc, tmp_path / "cli.toml")
     res = run_ivr(["recordings", "export", "failopen-1795.0.wav", "--to", "/nonexist/x.wav"], env)
     assert res.returncode == 4
     assert res.stderr.strip().splitlines() == ["invalid: /nonexist: no such folder"]

@@ -11,6 +11,7 @@ from ivr.core.review import Actor
 from ivr.db import recordings as rec_repo
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.support.caps import hang_up
+from tests.support.cli import ME
 from tests.support.service import Service
 
 ALICE = Actor("alice")
@@ -62,3 +63,14 @@ async def row(svc: Service, name: str) -> dict[str, Any]:
         r = await rec_repo.get(conn, name)
     assert r is not None
     return r
+
+
+def cli_env(svc: Service, toml: Path, extra: str = "") -> dict[str, str]:
+    """The environment for `ivr` commands on `svc`'s database, spool and data folder, with this
+    OS user as a supervisor; `extra` is more TOML."""
+    toml.write_text(
+        f'data_dir = "{svc.cfg.data_dir}"\n[database]\nurl = "{svc.cfg.database_url()}"\n'
+        f'[recording]\nspool_dir = "{svc.cfg.recording.spool_dir}"\n{extra}'
+        f'[supervisors]\n{ME} = "supervisor"\n'
+    )
+    return dict(os.environ, IVR_CONFIG=str(toml))

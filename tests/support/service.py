@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.app import App
 from ivr.clock import FixedClock
 from ivr.config import Config
+from ivr.files import write_private_file
 from ivr.keys import KEY_FILE, CallTokens, service_key
 from ivr.sim.fake_asterisk import FakeAsterisk
 
@@ -41,9 +41,7 @@ def place_test_key(data_dir: Path) -> None:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = data_dir / KEY_FILE
     if not key.exists():
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, TEST_KEY)
-        os.close(fd)
+        write_private_file(key, TEST_KEY)
 
 
 def token_of(call_id: str) -> str:
