@@ -140,7 +140,7 @@ def db_downgrade(
 ) -> None:
     """Step the schema down to REVISION (`base` removes every table). Refused (exit 7) while
     calls, blocklist, audit or recording rows would be lost without a current export."""
-    from ivr.cli.common import with_parts
+    from ivr.cli.common import fail, with_parts
     from ivr.db import migrate
     from ivr.db.history import HistoryError, check_discard
 
@@ -152,8 +152,7 @@ def db_downgrade(
     try:
         dropped = with_parts(cfg, check, schema=False)
     except HistoryError as exc:
-        err.print(f"refused: {exc}", highlight=False, markup=False)
-        raise typer.Exit(EXIT_CONFLICT) from None
+        raise fail(f"refused: {exc}", EXIT_CONFLICT) from None
     migrate.downgrade(cfg.database_url(), revision)
     out.print(f"database downgraded to {revision} (history dropped: {dropped})", highlight=False)
 

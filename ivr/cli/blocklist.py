@@ -16,7 +16,6 @@ from ivr.core.blocklist import EntryStatus
 from ivr.core.categories import BY_CODE, CATEGORIES
 from ivr.core.proposal import parse_days
 from ivr.core.review import ReviewError
-from ivr.core.text import escape
 from ivr.review import csvfile
 from ivr.review.service import BlocklistService, ImportRejected, Proposal, Proposed
 from ivr.wiring import Parts
@@ -37,7 +36,7 @@ def _run(cfg: Config, work: Callable[[BlocklistService], Awaitable[T]], sweep: b
             return await work(svc)
         except ImportRejected as exc:
             for line, problem in exc.problems:
-                c.err.print(escape(f"line {line}: {problem}"), highlight=False, markup=False)
+                c.warn(f"line {line}: {problem}")
             raise c.fail(str(exc), c.EXIT_INVALID) from None
         except ReviewError as exc:
             raise c.fail(f"{exc.kind}: {exc}", c.EXIT_BY_KIND[exc.kind]) from None
@@ -141,7 +140,7 @@ def propose(
             f"this prefix matches {res.prefix_callers} distinct caller(s) of the last 90 days"
         )
     for w in res.warnings:
-        c.err.print(escape(f"warning: {w}"), highlight=False, markup=False)
+        c.warn(f"warning: {w}")
 
 
 def _decision(name: str, verb: str) -> None:

@@ -161,7 +161,7 @@ def end(
             markup=False,
         )
     for w in result.warnings:
-        c.err.print(f"warning: {w}", markup=False, highlight=False)
+        c.warn(f"warning: {w}")
     if undelivered:
         c.err.print("warning: the MQTT broker did not take the alert; it is in the log")
     if result.unsaved:

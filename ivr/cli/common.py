@@ -95,8 +95,13 @@ def os_user() -> str:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(escape(message), highlight=False, markup=False)
+    warn(message)
     return typer.Exit(code)
+
+
+def warn(line: str) -> None:
+    """One line on standard error that may hold stored text, shown as `say` shows it."""
+    err.print(escape(line), highlight=False, markup=False)
 
 
 def say(line: str) -> None:

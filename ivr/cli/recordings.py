@@ -163,7 +163,7 @@ def verify(
         c.print_json([vars(x) for x in checked])
     else:
         for x in bad:
-            c.err.print(f"MISMATCH {x.name}: {x.problem}", markup=False, highlight=False)
+            c.warn(f"MISMATCH {x.name}: {x.problem}")
         c.out.print(f"{len(checked)} checked, {len(bad)} bad")
     if bad:
         raise typer.Exit(c.EXIT_TAMPERED)
@@ -183,7 +183,7 @@ def purge(
     for name in done.deleted:
         c.out.print(f"{verb} {name}", markup=False)
     for name, why in done.failed:
-        c.err.print(f"could not delete {name}: {why}", markup=False, highlight=False)
+        c.warn(f"could not delete {name}: {why}")
     c.out.print(f"{len(done.deleted)} {verb}, {len(done.failed)} failed")
     if done.failed:
         raise typer.Exit(c.EXIT_FAILED)
