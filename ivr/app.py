@@ -18,6 +18,7 @@ from ivr.agi.server import AgiServer
 from ivr.agi.session import Deadlines
 from ivr.ami.client import AmiAuthError, AmiClient
 from ivr.ami.reactor import Reactor
+from ivr.api.server import ApiServer
 from ivr.calls.ending import CallEnder
 from ivr.calls.ids import new_call_id
 from ivr.calls.monitor import CallMonitor
@@ -69,6 +70,7 @@ class App:
     metrics_port: int | None = None
     primary: bool = True  # runs the jobs one service needs once (see `start`)
     ender: CallEnder | None = None  # its pending harassment holds are awaited at close
+    api: ApiServer | None = None  # the supervisors' API (the primary worker's)
     tasks: Supervisor = field(default_factory=Supervisor)
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
@@ -94,6 +96,8 @@ class App:
             m_host, m_port = parse_hostport(self.cfg.metrics.listen)
             self.metrics_port = await asyncio.to_thread(self.metrics.serve, m_host, m_port)
             log.info("Prometheus metrics on http://%s:%d/metrics", m_host, self.metrics_port)
+        if self.api is not None:
+            await self.api.start()
         await self.agi.start(host, port, reuse_port=reuse_port)
 
     async def _ami(self, ami: AmiClient) -> None:
@@ -137,6 +141,8 @@ class App:
     async def close(self, grace: float = 10.0) -> None:
         """Let calls finish, store what the journal holds, release the database."""
         self.tasks.stopping()
+        if self.api is not None:
+            await self.api.close()
         await self.agi.close(grace=grace)
         if self.ender is not None:
             await self.ender.drain(timeout=min(grace, 5.0))
@@ -167,7 +173,8 @@ def build_app(
     return app_from(parts, primary=primary)
 
 
-def app_from(parts: Parts, *, primary: bool = True) -> App:
+def app_from(parts: Parts, *, primary: bool = True, api: bool = True) -> App:
+    """The service from `parts`; `api`: serve the supervisors' API (the primary only)."""
     cfg, clock = parts.cfg, parts.clock
     journal, monitor, alerts, ami, metrics = (
         parts.journal,
@@ -238,6 +245,7 @@ def app_from(parts: Parts, *, primary: bool = True) -> App:
         metrics,
         primary=primary,
         ender=parts.ender,
+        api=ApiServer(parts) if primary and api else None,
     )
 
 

@@ -15,6 +15,7 @@ from ivr.config_sections import (
     _USER_NAME,
     AgiConfig,
     AmiConfig,
+    ApiConfig,
     BlocklistConfig,
     CapsConfig,
     ConfigError,
@@ -93,6 +94,7 @@ class Config(_Model):
     mqtt: MqttConfig = MqttConfig()
     harassment: HarassmentConfig = HarassmentConfig()
     metrics: MetricsConfig = MetricsConfig()
+    api: ApiConfig = ApiConfig()
     supervisors: dict[str, Role] = Field(default_factory=dict)
 
     @field_validator("supervisors")
@@ -193,6 +195,14 @@ class Config(_Model):
             else self.data_path() / "recordings"
         )
 
+    def api_socket(self) -> Path:
+        """Where the supervisors' API listens (`IVR_API_SOCKET` overrides it)."""
+        if self.api.socket:
+            return Path(self.api.socket)
+        if Path(self.data_dir) == SYSTEM_DATA_DIR and os.geteuid() == 0:
+            return SYSTEM_API_SOCKET
+        return self.data_path() / "api.sock"
+
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{self.data_path() / 'ivr.sqlite3'}"
 
@@ -214,9 +224,13 @@ FIXED_PROMPTS = (
 )
 
 
+SYSTEM_DATA_DIR = Path("/var/lib/ivr-guard")
+SYSTEM_API_SOCKET = Path("/run/ivr-guard/api.sock")
+
+
 def default_data_dir() -> Path:
     if os.geteuid() == 0:
-        return Path("/var/lib/ivr-guard")
+        return SYSTEM_DATA_DIR
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
     return Path(base) / "ivr-guard"
 
@@ -248,6 +262,9 @@ def build_config(
             "mqtt": cfg.mqtt.model_copy(update={"password": env.get("IVR_MQTT_PASSWORD", "")}),
             "database": cfg.database.model_copy(
                 update={"url": env.get("IVR_DATABASE_URL") or cfg.database.url}
+            ),
+            "api": cfg.api.model_copy(
+                update={"socket": env.get("IVR_API_SOCKET") or cfg.api.socket}
             ),
         }
     )

@@ -369,6 +369,23 @@ class HarassmentConfig(_Model):
         return v
 
 
+class ApiConfig(_Model):
+    """The supervisors' API: a Unix socket that names its caller by the peer's OS user."""
+
+    # "" = /run/ivr-guard/api.sock for the system install (root, default data folder), else
+    # api.sock in the data folder (one user running everything).
+    socket: str = ""
+    # The group that may connect (mode 0660); "" = the service's own group only.
+    group: str = ""
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        if v and not _USER_NAME.match(v):
+            raise ValueError(f"{v!r}: not a group name")
+        return v
+
+
 class MetricsConfig(_Model):
     listen: str = ""  # host:port for Prometheus' /metrics; empty: no endpoint
 

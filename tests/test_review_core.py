@@ -51,7 +51,7 @@ def test_twelve_categories_with_stable_unique_codes() -> None:
     ],
 )
 def test_resolve_actor(user: str, override: str | None, expect: Actor) -> None:
-    assert resolve_actor(user, override, ROSTER) == expect
+    assert resolve_actor(user, override, "form 12 signed 2026-11-20", ROSTER) == expect
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,21 @@ def test_resolve_actor(user: str, override: str | None, expect: Actor) -> None:
 )
 def test_resolve_actor_refuses(user: str, override: str | None, message: str) -> None:
     with pytest.raises(NotPermitted, match=message):
-        resolve_actor(user, override, ROSTER)
+        resolve_actor(user, override, "form 12", ROSTER)
+
+
+def test_a_paper_decision_needs_a_note() -> None:
+    with pytest.raises(ReviewError, match="needs --note"):
+        resolve_actor("root", "bob", " ", ROSTER)
+
+
+def test_an_admin_may_not_record_a_decision_on_their_own_proposal() -> None:
+    by_root = EntryState(EntryStatus.PENDING, "root", LATER)
+    for action in (Action.APPROVE, Action.REJECT):
+        with pytest.raises(NotPermitted, match="'root' proposed this entry and may not"):
+            decide(action, by_root, Actor("bob", via="root"), NOW, note="form 12")
+    with pytest.raises(NotPermitted, match="'alice' proposed this entry"):
+        decide(Action.APPROVE, PENDING, Actor("alice", via="root"), NOW, note="form 12")
 
 
 PENDING = EntryState(EntryStatus.PENDING, "alice", LATER)

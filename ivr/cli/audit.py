@@ -1,4 +1,4 @@
-"""`ivr audit ...`: read and verify the tamper-evident trail."""
+"""`ivr audit ...`: read and verify the tamper-evident trail (through the service)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import typer
 from rich.table import Table
 
 from ivr.cli import common as c
-from ivr.core.audit import AuditEvent
-from ivr.review import trail
-from ivr.wiring import Parts
+from ivr.cli.client import Api
 
-app = typer.Typer(no_args_is_help=True, help="The audit trail of blocklist changes.")
+app = typer.Typer(no_args_is_help=True, help="The audit trail of blocklist and recording changes.")
 
 
 @app.command("log")
@@ -22,28 +20,23 @@ def log_(
     as_json: c.JsonOpt = False,
 ) -> None:
     """Every audit event in order (or one entry's)."""
-    cfg = c.load(config)
-
-    async def work(parts: Parts) -> list[AuditEvent]:
-        return await trail.log(parts.engine, entry)
-
-    events = c.with_parts(cfg, work)
+    api = Api(config)
+    events = api.get("/v1/audit", entry=entry)
     if as_json:
-        c.print_json([e.__dict__ for e in events])
+        c.print_json(events)
         return
     t = Table("Seq", "When", "Who", "Action", "Entry", "Reason", "Hash")
-    tz = cfg.hours.zone()
     for e in events:
-        who = f"{e.actor} (by {e.via})" if e.via else e.actor
+        who = f"{e['actor']} (by {e['via']})" if e["via"] else e["actor"]
         t.add_row(
             *c.cells(
-                e.seq,
-                e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                e["seq"],
+                api.local(e["at"], seconds=True),
                 who,
-                e.action,
-                str(e.entry_id or "-"),
-                e.reason,
-                e.hash[:12],
+                e["action"],
+                str(e["entry_id"] or "-"),
+                e["reason"],
+                e["hash"][:12],
             )
         )
     c.out.print(t)
@@ -51,23 +44,13 @@ def log_(
 
 @app.command()
 def verify(config: c.ConfigOpt = None, as_json: c.JsonOpt = False) -> None:
-    """Check every row's hash and link, the chain's end, and every entry; exit 8 if broken."""
-    cfg = c.load(config)
-    verdict = c.with_parts(cfg, lambda parts: trail.verify(parts.engine))
-    head = verdict.head[1] if verdict.head else None
+    """Check every row's seal and link, the chain's end, and every entry; exit 8 if broken."""
+    verdict = Api(config).get("/v1/audit/verify")
     if as_json:
-        c.print_json(
-            {
-                "ok": verdict.problem is None,
-                "events": verdict.events,
-                "head": head,
-                "problem": str(verdict.problem) if verdict.problem else None,
-                "row": verdict.problem.seq if verdict.problem else None,
-            }
-        )
-    elif verdict.problem is None:
-        c.out.print(f"OK: {verdict.events} events, head {head}", highlight=False)
+        c.print_json(verdict)
+    elif verdict["ok"]:
+        c.say(f"OK: {verdict['events']} events, head {verdict['head']}")
     else:
-        c.say(f"BROKEN at {verdict.problem}")
-    if verdict.problem is not None:
+        c.say(f"BROKEN at {verdict['problem']}")
+    if not verdict["ok"]:
         raise typer.Exit(c.EXIT_TAMPERED)

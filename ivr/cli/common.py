@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
@@ -18,7 +17,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.clock import Clock, clock_from_env
 from ivr.config import Config, ConfigError, load_config
-from ivr.core.review import Actor, ReviewError, resolve_actor
 from ivr.core.text import escape
 from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
@@ -34,17 +32,13 @@ ConfigOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 NoteOpt = Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")]
-AsOpt = Annotated[
-    str | None,
-    typer.Option("--as", help="Act for this supervisor (admins only; recorded as such)."),
-]
 
 # Exit codes (documented in the README).
 EXIT_FAILED = 1
 EXIT_CONFIG = 2  # configuration or command-line usage
 EXIT_SCHEMA = 3  # database schema not at the code's revision
 EXIT_INVALID = 4  # bad input: number, category, expiry, evidence, CSV rows
-EXIT_NOT_PERMITTED = 5  # not a supervisor, own proposal, --as without admin
+EXIT_NOT_PERMITTED = 5  # not a supervisor, own proposal, --as without admin or note
 EXIT_NOT_FOUND = 6
 EXIT_CONFLICT = 7  # the entry's state does not allow it, or a duplicate
 EXIT_TAMPERED = 8  # `ivr audit verify` found a broken row
@@ -55,6 +49,8 @@ EXIT_BY_KIND = {
     "not-found": EXIT_NOT_FOUND,
     "conflict": EXIT_CONFLICT,
     "tampered": EXIT_TAMPERED,
+    "unavailable": EXIT_FAILED,  # the database or AMI did not answer: try again
+    "failed": EXIT_FAILED,
 }
 
 T = TypeVar("T")
@@ -69,14 +65,6 @@ def clock() -> Clock:
         raise typer.Exit(EXIT_CONFIG) from None
 
 
-def actor(cfg: Config, as_: str | None) -> Actor:
-    """The acting supervisor (exit 5 when the OS user may not act)."""
-    try:
-        return resolve_actor(os_user(), as_, cfg.supervisors)
-    except ReviewError as exc:
-        raise fail(f"not permitted: {exc}", EXIT_NOT_PERMITTED) from None
-
-
 def catalog() -> PromptCatalog:
     return PromptCatalog.load(prompts_dir() / "catalog.toml")
 
@@ -87,11 +75,6 @@ def load(path: Path | None) -> Config:
     except ConfigError as exc:
         err.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
-
-
-def os_user() -> str:
-    """The OS user running this process (the effective uid, so sudo -u counts)."""
-    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -108,14 +91,6 @@ def say(line: str) -> None:
     """One line of output that may hold stored text (a note, a reason, a file name): control
     and direction characters are shown as escapes, never acted on by the terminal."""
     out.print(escape(line), highlight=False, markup=False)
-
-
-def local_time(cfg: Config, value: object, *, seconds: bool = False) -> str:
-    """An instant in the centre's time zone (`hours.timezone`), or "-" when there is none."""
-    if not isinstance(value, datetime):
-        return "-"
-    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return value.astimezone(cfg.hours.zone()).strftime(fmt)
 
 
 def mmss(seconds: float | None) -> str:

@@ -56,20 +56,29 @@ class EntryState:
     expires_at: datetime | None
 
 
-def resolve_actor(os_user: str, override: str | None, roster: Mapping[str, Role]) -> Actor:
-    """The acting supervisor: the OS user, or for an admin only, the supervisor named by `--as`."""
-    role = roster.get(os_user)
-    if override is None or override == os_user:
-        if role is None:
-            raise NotPermitted(
-                f"OS user {os_user!r} is not a supervisor (see [supervisors] in the configuration)"
-            )
-        return Actor(os_user)
+def resolve_actor(
+    person: str, on_paper: str | None, note: str, roster: Mapping[str, Role]
+) -> Actor:
+    """Who decides: the authenticated `person`, or, for an admin recording a decision given on
+    paper, the supervisor named `on_paper`, with a note saying where it was given. `decide`
+    then refuses it for the proposer, and for an entry the admin proposed."""
+    role = roster.get(person)
+    if role is None:
+        raise NotPermitted(
+            f"OS user {person!r} is not a supervisor (see [supervisors] in the configuration)"
+        )
+    if on_paper is None or on_paper == person:
+        return Actor(person)
     if role is not Role.ADMIN:
-        raise NotPermitted(f"--as is for admins only; {os_user!r} is not an admin")
-    if override not in roster or override == SYSTEM_ACTOR:
-        raise NotPermitted(f"{override!r} is not a supervisor (see [supervisors])")
-    return Actor(override, via=os_user)
+        raise NotPermitted(f"--as is for admins only; {person!r} is not an admin")
+    if on_paper not in roster or on_paper == SYSTEM_ACTOR:
+        raise NotPermitted(f"{on_paper!r} is not a supervisor (see [supervisors])")
+    if not note.strip():
+        raise ReviewError(
+            "a decision recorded for another supervisor needs --note saying where it was "
+            "given (the signed form, its date)"
+        )
+    return Actor(on_paper, via=person)
 
 
 def effective_status(state: EntryState, now: datetime) -> EntryStatus:
@@ -99,6 +108,11 @@ def decide(
         if own:
             raise NotPermitted(
                 f"{actor.name!r} proposed this entry; another supervisor must {action} it"
+            )
+        if actor.via is not None and actor.via == state.proposed_by:
+            raise NotPermitted(
+                f"{actor.via!r} proposed this entry and may not record its {action} "
+                "for another supervisor"
             )
         if action is Action.REJECT and not note.strip():
             raise ReviewError("reject needs --note saying why")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,18 +79,17 @@ class RecordingService:
             raise Conflict(f"recording {name} is {rec['state']}, not in storage")
         return rec
 
-    async def export(self, actor: Actor, name: str, dest: Path, note: str = "") -> Digest:
-        """Copy a stored recording out, readable by the exporter only. The copy is checked
-        against the recorded hash, and `dest` appears only once its audit row is stored."""
+    async def export(
+        self, actor: Actor, name: str, label: str, part: Path, note: str = ""
+    ) -> Digest:
+        """Copy a stored recording to `part` (a new file of the service's, which the caller
+        sends on and removes), check it against the recorded hash, and audit the export to
+        `label` (where the supervisor saves it). Nothing is returned unless the audit row is
+        stored."""
         note = _note(note, required=False)
-        if unsafe(str(dest)):
-            raise ReviewError(f"{escape(str(dest))}: control characters in the file name")
-        if not await asyncio.to_thread(dest.parent.is_dir):
-            raise ReviewError(f"{dest.parent}: no such folder")
-        if await asyncio.to_thread(dest.exists):
-            raise ReviewError(f"{dest} exists; choose a new file name")
+        if unsafe(label):
+            raise ReviewError(f"{escape(label)}: control characters in the file name")
         rec = await self._stored(name)
-        part = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         try:
             got = await self._storage.export(rec["storage_uri"], part)
             if got != Digest(rec["bytes"], rec["sha256"]):
@@ -100,19 +97,11 @@ class RecordingService:
                     f"stored copy of {name} is {got.bytes} bytes, sha256 {got.sha256}; "
                     f"expected {rec['bytes']} bytes, sha256 {rec['sha256']}: not exported"
                 )
-            reason = f"to {dest}" + (f": {note}" if note else "")
+            reason = f"to {label}" + (f": {note}" if note else "")
             await self._audit(actor, "rec-export", rec, reason)
-            try:
-                await asyncio.to_thread(os.link, part, dest)  # never over an existing file
-            except FileExistsError:
-                raise ReviewError(
-                    f"{dest} appeared meanwhile; the export is audited, "
-                    "but not written: export again to a new name"
-                ) from None
-        except FileExistsError:
-            raise ReviewError(f"{part} exists; try again") from None
-        finally:
+        except BaseException:
             await asyncio.to_thread(part.unlink, missing_ok=True)
+            raise
         return got
 
     async def set_hold(self, actor: Actor, name: str, hold: bool, note: str) -> dict[str, Any]:

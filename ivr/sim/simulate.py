@@ -50,7 +50,7 @@ async def run_simulation(
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'sim.sqlite3'}"
             await asyncio.to_thread(migrate.upgrade, url)
         engine = create_engine(url, timeout_s=cfg.database.timeout_s)
-        app = app_from(Parts(cfg, clock, engine=engine))
+        app = app_from(Parts(cfg, clock, engine=engine), api=False)
         try:
             await check_schema(engine, url)
             await app.start("127.0.0.1", 0)

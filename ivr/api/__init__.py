@@ -1,0 +1,1 @@
+"""The supervisors' API: HTTP/JSON over a Unix socket, served by `ivr serve` alone."""
