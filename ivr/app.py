@@ -24,8 +24,10 @@ from ivr.calls.ids import new_call_id
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock, SystemClock
 from ivr.config import Config, parse_hostport
+from ivr.core.alerts import Alert, AlertType
 from ivr.core.caller import classify
 from ivr.core.review import SYSTEM_ACTOR, Actor
+from ivr.core.seals import Seals
 from ivr.db.engine import redact
 from ivr.db.errors import DB_ERRORS
 from ivr.db.journal import CallJournal
@@ -37,6 +39,7 @@ from ivr.handlers.inbound import InboundHandler
 from ivr.metrics import Metrics
 from ivr.recordings.handoff import Handoff
 from ivr.recordings.service import RecordingService
+from ivr.review import trail
 from ivr.review.service import BlocklistService
 from ivr.tasks import Supervisor
 from ivr.wiring import Parts
@@ -67,6 +70,8 @@ class App:
     handoff: Handoff
     recordings: RecordingService
     metrics: Metrics
+    seals: Seals
+    clock: Clock
     metrics_port: int | None = None
     primary: bool = True  # runs the jobs one service needs once (see `start`)
     ender: CallEnder | None = None  # its pending harassment holds are awaited at close
@@ -84,7 +89,10 @@ class App:
             jobs["mqtt-alerts"] = self.alerts.run()
         if self.primary:
             self.journal.replay()
+            # Before anything appends to the chain: rows from before the key get sealed.
+            await trail.seal_older_rows(self.engine, self.seals, self.clock)
             await self._sweep()
+            jobs["audit-anchor"] = self._anchors()
             jobs["blocklist-expiry"] = self._sweeper()
             jobs["recording-handoff"] = self.handoff.run()
             jobs["recording-purge"] = self._purger()
@@ -108,6 +116,28 @@ class App:
             for exc in group.exceptions:
                 log.error("%s; AMI disabled until restart", exc)
         await asyncio.Event().wait()  # disabled, not failed: the service goes on
+
+    async def _anchors(self) -> None:
+        """Publish the audit chain's head when it has moved (the log, and MQTT)."""
+        last = None
+        while True:
+            try:
+                anchor = await trail.anchor_now(self.engine)
+            except DB_ERRORS as exc:
+                log.warning("audit anchor: database: %r; will retry", exc)
+            else:
+                if anchor is not None and anchor != last:
+                    self.alerts.raise_alert(
+                        Alert(
+                            AlertType.AUDIT_ANCHOR,
+                            None,
+                            None,
+                            self.clock.now(),
+                            details={"anchor": str(anchor)},
+                        )
+                    )
+                    last = anchor
+            await asyncio.sleep(self.cfg.audit.anchor_interval_s)
 
     async def _sweep(self) -> None:
         try:
@@ -243,6 +273,8 @@ def app_from(parts: Parts, *, primary: bool = True, api: bool = True) -> App:
         handoff,
         parts.recordings,
         metrics,
+        parts.seals,
+        clock,
         primary=primary,
         ender=parts.ender,
         api=ApiServer(parts) if primary and api else None,

@@ -16,6 +16,7 @@ from ivr.config_sections import (
     AgiConfig,
     AmiConfig,
     ApiConfig,
+    AuditConfig,
     BlocklistConfig,
     CapsConfig,
     ConfigError,
@@ -95,6 +96,7 @@ class Config(_Model):
     harassment: HarassmentConfig = HarassmentConfig()
     metrics: MetricsConfig = MetricsConfig()
     api: ApiConfig = ApiConfig()
+    audit: AuditConfig = AuditConfig()
     supervisors: dict[str, Role] = Field(default_factory=dict)
 
     @field_validator("supervisors")

@@ -386,6 +386,13 @@ class ApiConfig(_Model):
         return v
 
 
+class AuditConfig(_Model):
+    # How often the audit chain's head is published (log and MQTT `<prefix>/audit-anchor`)
+    # when it has moved: `ivr audit verify --anchor SEQ:HASH` then proves the chain was not
+    # rebuilt since.
+    anchor_interval_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+
+
 class MetricsConfig(_Model):
     listen: str = ""  # host:port for Prometheus' /metrics; empty: no endpoint
 

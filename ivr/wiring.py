@@ -18,6 +18,7 @@ from ivr.calls.ids import new_call_id
 from ivr.calls.monitor import CallMonitor
 from ivr.clock import Clock
 from ivr.config import AmiConfig, Config
+from ivr.core.seals import Seals
 from ivr.db.engine import create_engine
 from ivr.db.journal import CallJournal
 from ivr.db.screening import ScreeningFacts, screening_facts
@@ -42,14 +43,17 @@ class Parts:
         engine: AsyncEngine | None = None,
         timeout_s: float | None = None,
         new_id: Callable[[], str] = new_call_id,
+        key: bytes | None = None,
     ) -> None:
         """`engine`: another database than the configured one (`ivr simulate`); `timeout_s`:
-        a longer database wait than the call path's (the supervisor commands)."""
+        a longer database wait than the call path's (the supervisor commands); `key`: the
+        service key, when not the one in the data folder (tests)."""
         self.cfg = cfg
         self.clock = clock
         self._engine = engine
         self._timeout_s = timeout_s or cfg.database.timeout_s
         self._new_id = new_id
+        self._key = key
 
     @cached_property
     def engine(self) -> AsyncEngine:
@@ -59,7 +63,9 @@ class Parts:
 
     @cached_property
     def journal(self) -> CallJournal:
-        return CallJournal(self.engine, spill_dir=self.cfg.data_path() / "journal")
+        return CallJournal(
+            self.engine, spill_dir=self.cfg.data_path() / "journal", seals=self.seals
+        )
 
     @cached_property
     def alerts(self) -> AlertPublisher:
@@ -76,11 +82,11 @@ class Parts:
 
     @cached_property
     def blocklist(self) -> BlocklistService:
-        return BlocklistService(self.engine, self.cfg, self.clock)
+        return BlocklistService(self.engine, self.cfg, self.clock, self.seals)
 
     @cached_property
     def ender(self) -> CallEnder:
-        return CallEnder(self.engine, self.cfg, self.blocklist, self.alerts, self.clock)
+        return CallEnder(self.engine, self.cfg, self.blocklist, self.alerts, self.clock, self.seals)
 
     @cached_property
     def storage(self) -> Storage:
@@ -88,11 +94,11 @@ class Parts:
 
     @cached_property
     def recordings(self) -> RecordingService:
-        return RecordingService(self.engine, self.storage, self.clock)
+        return RecordingService(self.engine, self.storage, self.clock, self.seals)
 
     @cached_property
     def handoff(self) -> Handoff:
-        return Handoff(self.engine, self.cfg, self.storage, self.alerts, self.clock)
+        return Handoff(self.engine, self.cfg, self.storage, self.alerts, self.clock, self.seals)
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -105,9 +111,19 @@ class Parts:
         return screening_facts(url, self.engine, self.cfg.database.timeout_s)
 
     @cached_property
+    def key(self) -> bytes:
+        """The service key (created in the data folder on first use)."""
+        return self._key or service_key(self.cfg.data_path())
+
+    @cached_property
     def tokens(self) -> CallTokens:
-        """Per-call tokens, from the service key (created in the data folder on first use)."""
-        return CallTokens(service_key(self.cfg.data_path()))
+        """Per-call tokens, under the service key."""
+        return CallTokens(self.key)
+
+    @cached_property
+    def seals(self) -> Seals:
+        """The audit chain's and the rows' seals, under the service key."""
+        return Seals(self.key)
 
     @cached_property
     def inbound(self) -> InboundHandler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -23,6 +24,7 @@ from ivr.paths import prompts_dir
 from ivr.prompts import PromptCatalog
 from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
+from tests.support.cli import ME, setup, supervised
 from tests.support.mqtt import Broker
 from tests.support.pg import PgServer
 from tests.support.service import OPEN_TIME, Service, place_test_key
@@ -77,6 +79,8 @@ async def make_service(
             "database": {"url": url or db_url},
             # Most tests call from one number many times; caps tests set their own [caps].
             "caps": {"repeat_threshold": 0},
+            # The service's roster: the supervisor commands the tests run are this OS user's.
+            "supervisors": {ME: "admin"},
         }
         for key, value in (overrides or {}).items():
             data[key] = value
@@ -153,3 +157,23 @@ async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
         yield b
     finally:
         await b.stop()
+
+
+@pytest.fixture
+def supervise() -> Iterator[Callable[..., dict[str, str]]]:
+    """`supervise(tmp_path, roster=None, url=None, extra="")`: a configuration and database
+    (`tests.support.cli.setup`) with `ivr serve` running on them until the test ends; the
+    environment for the supervisor commands."""
+    with contextlib.ExitStack() as stack:
+
+        def start(
+            tmp_path: Path,
+            roster: dict[str, str] | None = None,
+            url: str | None = None,
+            extra: str = "",
+        ) -> dict[str, str]:
+            env = setup(tmp_path, roster, url, extra)
+            stack.enter_context(supervised(env))
+            return env
+
+        yield start

@@ -20,7 +20,7 @@ from ivr.review import trail
 from ivr.review.service import ImportRejected, Proposal
 from ivr.sim.fake_asterisk import Channel
 from ivr.wiring import Parts
-from tests.support.service import OPEN_TIME, Service
+from tests.support.service import OPEN_TIME, TEST_KEY, Service
 from tests.support.tampering import EXPECTED, TAMPERING, tamper_sqlite
 
 ALICE, BOB, CAROL = Actor("alice"), Actor("bob"), Actor("carol")
@@ -37,7 +37,7 @@ def proposal(number: str = NUMBER, **kw: Any) -> Proposal:
 def service(url: str, clock: FixedClock | None = None, **cfg: Any) -> Parts:
     """The composition root's parts on `url`: `.blocklist` to act, `.engine` to look."""
     config = build_config({"database": {"url": url}, **cfg}, {}, None)
-    return Parts(config, clock or FixedClock(OPEN_TIME), timeout_s=10)
+    return Parts(config, clock or FixedClock(OPEN_TIME), timeout_s=10, key=TEST_KEY)
 
 
 async def refused(svc: Service, callerid: str = NUMBER) -> bool:
@@ -96,7 +96,7 @@ async def test_entries_that_are_not_approved_and_current_do_not_refuse_calls(
     # The sweep writes the audit events later; the chain stays whole.
     assert sorted(await bl.sweep()) == sorted([ids["expired"], ids["approved"], ids["pending"]])
     assert await bl.sweep() == []
-    verdict = await trail.verify(svc.engine)
+    verdict = await trail.verify(svc.engine, svc.app.seals)
     assert verdict.problem is None and verdict.events == 14
     await svc.app.journal.flush()  # the calls' rows are written behind them
     shown = await bl.show(ids["approved"])
@@ -155,7 +155,7 @@ async def test_csv_with_one_bad_row_applies_nothing(db_url: str) -> None:
         assert await conn.scalar(select(func.count()).select_from(audit_events)) == 0
     done = await bl.import_rows(ALICE, [rows[0], rows[2]], "import list.csv")
     assert [d.entry["status"] for d in done] == ["pending", "pending"]
-    log = await trail.log(parts.engine)
+    log = await trail.log_events(parts.engine)
     assert [(e.action, e.reason) for e in log] == [("import", "import list.csv: shouting")] * 2
     await parts.engine.dispose()
 
@@ -180,7 +180,7 @@ async def _race(url: str) -> None:
         assert isinstance(lost[0], Conflict)
         shown = await bob.show(entry_id)
         assert [e.action for e in shown.history] == ["propose", "approve"]
-    verdict = await trail.verify(bob_parts.engine)
+    verdict = await trail.verify(bob_parts.engine, bob_parts.seals)
     assert verdict.problem is None and verdict.events == 10
     await bob_parts.engine.dispose()
     await carol_parts.engine.dispose()
@@ -201,7 +201,7 @@ async def _history(url: str) -> Parts:
     b = (await bl.propose(BOB, proposal("090-3333-0002"))).entry["id"]
     await bl.approve(BOB, a)
     await bl.reject(ALICE, b, "wrong number")
-    assert (await trail.verify(parts.engine)).problem is None
+    assert (await trail.verify(parts.engine, parts.seals)).problem is None
     return parts
 
 
@@ -213,7 +213,7 @@ async def test_verify_catches_tampering_sqlite(sqlite_url: str, case: str) -> No
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("DELETE FROM audit_events WHERE seq = 1")
         tamper_sqlite(db, case)
-    verdict = await trail.verify(parts.engine)
+    verdict = await trail.verify(parts.engine, parts.seals)
     assert verdict.problem is not None and str(verdict.problem).startswith(EXPECTED[case])
     await parts.engine.dispose()
 
@@ -232,6 +232,6 @@ async def test_postgresql_triggers_forbid_changing_audit_rows(pg_url: str) -> No
     async with parts.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
         await conn.execute(text("UPDATE audit_events SET actor = 'carol' WHERE seq = 3"))
-    verdict = await trail.verify(parts.engine)
-    assert str(verdict.problem) == "row 3: contents do not match the row's hash: edited"
+    verdict = await trail.verify(parts.engine, parts.seals)
+    assert str(verdict.problem) == "row 3: contents do not match the row's seal: edited"
     await parts.engine.dispose()

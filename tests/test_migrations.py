@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
+from ivr.clock import FixedClock
+from ivr.core.seals import Seals
 from ivr.db import migrate
 from ivr.db.engine import create_engine as create_async_engine
 from ivr.db.models import metadata
@@ -46,17 +49,32 @@ def test_0002_seals_entries_that_predate_the_audit_trail(tmp_path: Path) -> None
         )
     migrate.upgrade(url)
 
-    async def check() -> trail.Verdict:
+    seals = Seals(bytes(range(32)))
+
+    async def check(seal: bool) -> trail.Verdict:
         engine = create_async_engine(url)
         try:
-            return await trail.verify(engine)
+            if seal:  # as `ivr serve` does at its first start after the upgrade
+                await trail.seal_older_rows(
+                    engine, seals, FixedClock(datetime(2026, 12, 1, tzinfo=UTC))
+                )
+            return await trail.verify(engine, seals)
         finally:
             await engine.dispose()
 
-    verdict = asyncio.run(check())
-    assert verdict.problem is None and verdict.events == 1
+    before = asyncio.run(check(seal=False))
+    assert str(before.problem) == "rows from before the upgrade are not sealed: start `ivr serve`"
+    verdict = asyncio.run(check(seal=True))
+    assert verdict.ok and verdict.events == 2 and verdict.keyed_from == 2, verdict
     events = asyncio.run(_log(url))
-    assert [(e.actor, e.action, e.entry_id) for e in events] == [("system", "import", 1)]
+    assert [(e.actor, e.action, e.entry_id) for e in events] == [
+        ("system", "import", 1),
+        ("system", "keyed", None),
+    ]
+    # Sealing again is refused by verify: it would launder edits made in between.
+    asyncio.run(_unseal(url))
+    assert asyncio.run(check(seal=False)).problem is not None
+    assert "sealed a second time" in str(asyncio.run(check(seal=True)).problem)
     migrate.downgrade(url, "0001")
     migrate.upgrade(url)
 
@@ -64,7 +82,16 @@ def test_0002_seals_entries_that_predate_the_audit_trail(tmp_path: Path) -> None
 async def _log(url: str) -> list[Any]:
     engine = create_async_engine(url)
     try:
-        return await trail.log(engine)
+        return await trail.log_events(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _unseal(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE audit_head SET unsealed = 1"))
     finally:
         await engine.dispose()
 

@@ -13,8 +13,9 @@ from sqlalchemy import select, update
 
 from ivr.core.review import Actor, Conflict
 from ivr.db.models import calls, recordings
+from ivr.db.recordings import reseal
 from ivr.recordings.service import Mismatch
-from ivr.review.trail import log as audit_log
+from ivr.review.trail import log_events as audit_log
 from ivr.review.trail import verify as audit_verify
 from ivr.sim.fake_asterisk import CallerScript, Channel
 from tests.support.recordings import (
@@ -26,7 +27,7 @@ from tests.support.recordings import (
     storage_cfg,
     write_wav,
 )
-from tests.support.service import Service
+from tests.support.service import OPEN_TIME, Service
 
 
 async def test_a_finished_call_is_stored_verified_and_removed_from_the_spool(
@@ -53,12 +54,12 @@ async def test_a_finished_call_is_stored_verified_and_removed_from_the_spool(
     assert [p.name for p in stored.parent.iterdir()] == [wav.name]  # no temporary left
 
     out = tmp_path / "out.wav"
-    got = await svc.app.recordings.export(ALICE, wav.name, out, "for the police report")
+    got = await svc.app.recordings.export(ALICE, wav.name, "out.wav", out, "for the police report")
     assert out.read_bytes() == data and got.sha256 == r["sha256"]
     [ev] = [e for e in await audit_log(svc.engine) if e.action == "rec-export"]
     assert (ev.actor, ev.entry_id) == ("alice", None) and "out.wav" in ev.reason
-    with pytest.raises(Exception, match="exists"):
-        await svc.app.recordings.export(ALICE, wav.name, out)
+    with pytest.raises(FileExistsError):
+        await svc.app.recordings.export(ALICE, wav.name, "out.wav", out)
 
 
 async def test_a_call_still_in_progress_is_not_taken(make_service: Any, tmp_path: Path) -> None:
@@ -106,9 +107,9 @@ async def test_hand_off_resumes_from_any_step(
     if state == "spooled":
         stored.unlink()
     async with svc.engine.begin() as conn:
-        await conn.execute(
-            update(recordings).where(recordings.c.name == wav.name).values(state=state)
-        )
+        where = recordings.c.name == wav.name
+        await conn.execute(update(recordings).where(where).values(state=state))
+        await reseal(conn, svc.app.seals, where)  # the service sealed each step it took
     await svc.app.handoff.scan_once()
     assert (await row(svc, wav.name))["state"] == "complete"
     assert not wav.exists() and stored.read_bytes() == data
@@ -130,7 +131,7 @@ async def test_a_corrupted_stored_copy_is_reported_and_never_exported(
     assert len(checked) == 3
     out = tmp_path / "x.wav"
     with pytest.raises(Mismatch, match="not exported"):
-        await svc.app.recordings.export(ALICE, "failopen-1795.1.wav", out)
+        await svc.app.recordings.export(ALICE, "failopen-1795.1.wav", "x.wav", out)
     assert not out.exists()
 
 
@@ -159,10 +160,48 @@ async def test_purge_never_deletes_a_held_recording_and_audits_each_deletion(
     events = [e for e in await audit_log(svc.engine) if e.action.startswith("rec-")]
     assert [e.action for e in events] == ["rec-hold", *["rec-purge"] * 3]
     assert {e.snapshot.split('"name":"')[1].split('"')[0] for e in events[1:]} == set(names[1:])
-    assert (await audit_verify(svc.engine)).problem is None
+    assert (await audit_verify(svc.engine, svc.app.seals)).ok
     # Released, it goes at the next purge.
     await svc.app.recordings.set_hold(ALICE, names[0], False, "complaint closed")
     assert (await svc.app.recordings.purge(Actor("system"))).deleted == [names[0]]
+
+
+async def test_a_hold_lifted_behind_the_service_fails_verify_and_purge(
+    make_service: Any, tmp_path: Path
+) -> None:
+    """Finding 5: with database access, someone lifts a legal hold and back-dates retention
+    by SQL. The recording's seal no longer matches: verify says so, and purge keeps it."""
+    svc: Service = await make_service(storage_cfg(tmp_path, retention_days=30))
+    names = list(spool_failopen(svc, 2))
+    await svc.app.handoff.scan_once()
+    await svc.app.recordings.set_hold(ALICE, names[0], True, "complaint pending")
+    assert (await audit_verify(svc.engine, svc.app.seals)).ok
+    async with svc.engine.begin() as conn:
+        await conn.execute(
+            update(recordings)
+            .where(recordings.c.name == names[0])
+            .values(legal_hold=False, retain_until=OPEN_TIME - timedelta(days=1))
+        )
+    verdict = await audit_verify(svc.engine, svc.app.seals)
+    assert verdict.problem is None and verdict.rows == [
+        f"recording {names[0]}: location, hash, state, hold or retention differs from its seal"
+    ]
+    svc.clock.at += timedelta(days=31)
+    done = await svc.app.recordings.purge(Actor("system"))
+    assert sorted(done.deleted) == [names[1]]
+    assert done.failed == [
+        (names[0], "its hold, retention or location differs from its seal: not deleted")
+    ]
+    kept = await row(svc, names[0])
+    assert kept["state"] == "complete" and Path(kept["storage_uri"][7:]).exists()
+    with pytest.raises(Mismatch, match="differs from its seal"):
+        await svc.app.recordings.set_hold(ALICE, names[0], True, "again")
+    # Talk time is sealed the same way.
+    call_id = await routed_and_ended(svc)
+    async with svc.engine.begin() as conn:
+        await conn.execute(update(calls).where(calls.c.call_id == call_id).values(talk_s=86400))
+    verdict = await audit_verify(svc.engine, svc.app.seals)
+    assert f"call {call_id}: talk time differs from its seal" in verdict.rows
 
 
 async def test_a_harassment_hold_reaches_the_recording(make_service: Any, tmp_path: Path) -> None:
@@ -175,7 +214,7 @@ async def test_a_harassment_hold_reaches_the_recording(make_service: Any, tmp_pa
     async with svc.engine.begin() as conn:
         from ivr.db.calls import hold
 
-        await hold(conn, call_id, "harassment end by agent", "harassment")
+        await hold(conn, call_id, "harassment end by agent", "harassment", svc.app.seals)
         assert (await conn.execute(select(calls.c.legal_hold))).scalar() is True
     r = await row(svc, wav.name)
     assert (r["legal_hold"], r["hold_note"]) == (True, "harassment end by agent")

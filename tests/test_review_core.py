@@ -29,6 +29,7 @@ from ivr.core.review import (
 JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=30)
+KEY = bytes(range(32))
 ROSTER = {"alice": Role.SUPERVISOR, "bob": Role.SUPERVISOR, "root": Role.ADMIN}
 
 
@@ -234,7 +235,7 @@ def test_parse_action() -> None:
         parse_action("drop", ["sales"])
 
 
-def _chain(n: int) -> list[audit.AuditEvent]:
+def _chain(n: int, reason: str = "r") -> list[audit.AuditEvent]:
     events, prev = [], (0, audit.GENESIS)
     for i in range(1, n + 1):
         ev = audit.seal(
@@ -244,8 +245,9 @@ def _chain(n: int) -> list[audit.AuditEvent]:
             None,
             "propose",
             i,
-            "r",
+            reason,
             audit.snapshot({"id": i, "status": "pending"}),
+            KEY,
         )
         events.append(ev)
         prev = (ev.seq, ev.hash)
@@ -258,8 +260,8 @@ def _entries(n: int) -> dict[int, str]:
 
 def test_chain_verifies() -> None:
     events = _chain(4)
-    assert audit.verify(events, (4, events[-1].hash), _entries(4)) is None
-    assert audit.verify([], (0, audit.GENESIS), {}) is None
+    assert audit.verify(events, (4, events[-1].hash), _entries(4), KEY) is None
+    assert audit.verify([], (0, audit.GENESIS), {}, KEY) is None
 
 
 def test_chain_breaks_are_found() -> None:
@@ -279,9 +281,9 @@ def test_chain_breaks_are_found() -> None:
         "unaudited entry": (ev, head, {**_entries(4), 9: "{}"}),
         "no head": (ev, None, _entries(4)),
     }
-    found = {name: audit.verify(*args) for name, args in cases.items()}
+    found = {name: audit.verify(*args, KEY) for name, args in cases.items()}
     assert {k: str(v) for k, v in found.items()} == {
-        "edited": "row 2: contents do not match the row's hash: edited",
+        "edited": "row 2: contents do not match the row's seal: edited",
         "removed": "row 3: expected row 2: rows were removed or renumbered",
         "reordered": "row 2: prev_hash does not match the row before: removed or reordered",
         "end": "the chain ends at row 3 but the head record says row 4: rows were removed from "
@@ -306,4 +308,46 @@ def test_hash_covers_every_field() -> None:
     ]
     for change in changes:
         bad = replace(ev, **change)
-        assert audit.verify([bad], (1, ev.hash), {}) is not None, change
+        assert audit.verify([bad], (1, ev.hash), {}, KEY) is not None, change
+
+
+def test_a_row_sealed_without_the_key_fails() -> None:
+    """Finding 2(c): someone with database access appends a row with the code's own `seal`
+    but another key (or plain SHA-256, as before the key): the chain no longer verifies."""
+    ev = _chain(3)
+    forged = audit.seal(
+        (3, ev[-1].hash), NOW, "suzuki", None, "approve", 3, "ok", _entries(3)[3], bytes(32)
+    )
+    unkeyed = replace(forged, hash=audit.digest(forged, None))
+    for row in (forged, unkeyed):
+        assert str(audit.verify([*ev, row], (4, row.hash), _entries(3), KEY)) == (
+            "row 4: contents do not match the row's seal: edited"
+        )
+    # Rows from before the key (seq < keyed_from) are checked as they were sealed.
+    old = [replace(e, hash="") for e in ev]
+    prev = audit.GENESIS
+    for i, e in enumerate(old):
+        e = replace(e, prev_hash=prev)
+        old[i] = replace(e, hash=audit.digest(e, None))
+        prev = old[i].hash
+    assert audit.verify(old, (3, prev), _entries(3), KEY, keyed_from=4) is None
+    assert audit.verify(old, (3, prev), _entries(3), KEY, keyed_from=1) is not None
+
+
+def test_an_anchor_catches_a_rebuilt_chain() -> None:
+    ev = _chain(4)
+    anchor = audit.Anchor(2, ev[1].hash)
+    assert audit.Anchor.parse(str(anchor)) == anchor
+    assert audit.verify(ev, (4, ev[-1].hash), _entries(4), KEY, anchor=anchor) is None
+    # A whole chain sealed again (with the key, or as rows from before it): valid in itself.
+    rebuilt = _chain(4, reason="rewritten")
+    assert audit.verify(rebuilt, (4, rebuilt[-1].hash), _entries(4), KEY) is None
+    assert (
+        str(audit.verify(rebuilt, (4, rebuilt[-1].hash), _entries(4), KEY, anchor=anchor))
+        == "row 2: the anchored row differs from the anchor: rebuilt"
+    )
+    assert "the anchored row is gone" in str(
+        audit.verify(ev[:1], (1, ev[0].hash), _entries(1), KEY, anchor=anchor)
+    )
+    with pytest.raises(ValueError, match="SEQ:HASH"):
+        audit.Anchor.parse("2:abc")

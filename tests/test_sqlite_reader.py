@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from ivr.core.blocklist import candidate_patterns
+from ivr.core.seals import Seals
 from ivr.db import calls as calls_repo
 from ivr.db.calls import Closed, TalkReport
 from ivr.db.engine import create_engine, sqlite_writer_engine
@@ -115,7 +116,7 @@ async def test_journal_batch_keeps_each_calls_order(db_url: str) -> None:
     on SQLite on the writer connection, on PostgreSQL through `run_sync`. An outcome whose start
     is in the same run goes into its insert (j1), the others update their rows (j2, j3)."""
     engine = create_engine(db_url)
-    journal = CallJournal(engine)
+    journal = CallJournal(engine, seals=Seals(bytes(32)))
 
     def start(n: int) -> CallStart:
         return CallStart(f"j{n}", f"18.{n}", f"18.{n}", "03", "", f"+8131111000{n}", "number",
@@ -192,7 +193,7 @@ async def test_the_journal_checkpoints_the_wal_itself(sqlite_url: str) -> None:
     event loop); the journal's thread does, so the rows reach the database file itself."""
     path = sqlite_url.split("///", 1)[1]
     engine = create_engine(sqlite_url)
-    journal = CallJournal(engine, checkpoint_every_s=0.0)
+    journal = CallJournal(engine, checkpoint_every_s=0.0, seals=Seals(bytes(32)))
     runner = asyncio.create_task(journal.run())
     try:
         for n in range(3):

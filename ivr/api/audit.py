@@ -10,7 +10,9 @@ from starlette.routing import Route
 
 from ivr.api.auth import READ, Person
 from ivr.api.common import endpoint
+from ivr.core.audit import Anchor
 from ivr.core.review import ReviewError
+from ivr.core.seals import Seals
 from ivr.review import trail
 
 
@@ -23,22 +25,42 @@ def _int(text: str | None, name: str) -> int | None:
         raise ReviewError(f"{name}: not a number: {text!r}") from None
 
 
-def routes(engine: AsyncEngine) -> list[Route]:
+def routes(engine: AsyncEngine, seals: Seals) -> list[Route]:
     @endpoint(READ)
-    async def log(request: Request, person: Person) -> Any:
+    async def events(request: Request, person: Person) -> Any:
         entry = _int(request.query_params.get("entry"), "--entry")
-        return [e.__dict__ for e in await trail.log(engine, entry)]
+        return [e.__dict__ for e in await trail.log_events(engine, entry)]
 
     @endpoint(READ)
     async def verify(request: Request, person: Person) -> Any:
-        verdict = await trail.verify(engine)
+        given = request.query_params.get("anchor")
+        try:
+            anchor = Anchor.parse(given) if given else None
+        except ValueError as exc:
+            raise ReviewError(f"--anchor: {exc}") from None
+        v = await trail.verify(engine, seals, anchor)
         return {
-            "ok": verdict.problem is None,
-            "events": verdict.events,
-            "head": verdict.head[1] if verdict.head else None,
-            "seq": verdict.head[0] if verdict.head else None,
-            "problem": str(verdict.problem) if verdict.problem else None,
-            "row": verdict.problem.seq if verdict.problem else None,
+            "ok": v.ok,
+            "events": v.events,
+            "head": v.head[1] if v.head else None,
+            "seq": v.head[0] if v.head else None,
+            "anchor": str(Anchor(*v.head)) if v.head and v.head[0] else None,
+            "anchor_checked": str(anchor) if anchor else None,
+            "keyed_from": v.keyed_from,
+            "problem": str(v.problem) if v.problem else None,
+            "row": v.problem.seq if v.problem else None,
+            "sealed_rows_bad": v.rows,
+            "recordings_checked": v.recordings,
+            "calls_checked": v.calls,
         }
 
-    return [Route("/v1/audit", log), Route("/v1/audit/verify", verify)]
+    @endpoint(READ)
+    async def anchor(request: Request, person: Person) -> Any:
+        now = await trail.anchor_now(engine)
+        return {"anchor": str(now) if now else None}
+
+    return [
+        Route("/v1/audit", events),
+        Route("/v1/audit/verify", verify),
+        Route("/v1/audit/anchor", anchor),
+    ]

@@ -46,7 +46,7 @@ def build(parts: Parts) -> Starlette:
     routes = [
         Route("/v1/me", me),
         *blocklist.routes(parts.blocklist, cfg),
-        *audit.routes(parts.engine),
+        *audit.routes(parts.engine, parts.seals),
         *calls.routes(parts),
         *recordings.routes(parts.recordings, cfg, exports_dir(parts)),
     ]

@@ -25,6 +25,7 @@ from ivr.config import Config
 from ivr.core.alerts import Alert, AlertType
 from ivr.core.categories import category as check_category
 from ivr.core.review import Actor, Conflict, ReviewError
+from ivr.core.seals import Seals
 from ivr.core.text import check_note
 from ivr.db import calls as calls_repo
 from ivr.db.errors import DB_ERRORS
@@ -66,8 +67,10 @@ class CallEnder:
         blocklist: BlocklistService,
         alerts: AlertSink,
         clock: Clock,
+        seals: Seals,
     ) -> None:
         self._engine = engine
+        self._seals = seals
         self._cfg = cfg
         self._blocklist = blocklist
         self._alerts = alerts
@@ -92,7 +95,7 @@ class CallEnder:
         may be repeated: the hold is an update, and a second proposal is refused as a
         duplicate."""
         async with self._engine.begin() as conn:
-            await calls_repo.hold(conn, req.call_id, note, "harassment")
+            await calls_repo.hold(conn, req.call_id, note, "harassment", self._seals)
         result.held = True
         if call["caller_e164"] is None:
             result.warnings.append("no caller number: no blocklist entry proposed")

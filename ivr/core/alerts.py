@@ -18,6 +18,7 @@ class AlertType(StrEnum):
     WITHHELD = "withheld"
     UNAVAILABLE = "unavailable"
     HARASSMENT_END = "harassment-end"
+    AUDIT_ANCHOR = "audit-anchor"  # the audit chain's head, kept outside the database
     RECORDING_FAILED = "recording-failed"
     SPOOL_USAGE = "spool-usage"
     STORAGE_FULL = "storage-full"

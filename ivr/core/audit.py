@@ -1,8 +1,15 @@
-"""The audit trail's hash chain: sealing an event and finding the first broken row."""
+"""The audit trail's chain: sealing an event and finding the first broken row.
+
+Each row is sealed with HMAC-SHA256 under a key only the service holds, over its fields and the
+seal of the row before. Rows written before the key existed (a database upgraded from a
+version without it: seq < `keyed_from`) were sealed with plain SHA-256 and are checked so; an
+anchor taken since then pins them.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -46,11 +53,15 @@ class AuditEvent:
     hash: str
 
 
-def digest(ev: AuditEvent) -> str:
-    """SHA-256 over the canonical JSON of every field but `hash` itself (`prev_hash` included)."""
+def digest(ev: AuditEvent, key: bytes | None) -> str:
+    """HMAC-SHA256 under `key` (SHA-256 for a row from before the key: `key` None) over the
+    canonical JSON of every field but `hash` itself (`prev_hash` included)."""
     body = asdict(ev)
     del body["hash"]
-    return hashlib.sha256(canonical(body).encode()).hexdigest()
+    text = canonical(body).encode()
+    if key is None:
+        return hashlib.sha256(text).hexdigest()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
 def seal(
@@ -62,10 +73,29 @@ def seal(
     entry_id: int | None,
     reason: str,
     snapshot: str,
+    key: bytes,
 ) -> AuditEvent:
-    """The next event after `prev` = (seq, hash) of the chain's head."""
+    """The next event after `prev` = (seq, hash) of the chain's head, sealed under `key`."""
     ev = AuditEvent(prev[0] + 1, at, actor, via, action, entry_id, reason, snapshot, prev[1], "")
-    return replace(ev, hash=digest(ev))
+    return replace(ev, hash=digest(ev, key))
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chain's head as it was published at some moment (log, MQTT): `SEQ:HASH`."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        seq, sep, value = text.strip().partition(":")
+        if not sep or not seq.isdigit() or len(value) != 64:
+            raise ValueError(f"an anchor is SEQ:HASH (64 hex digits), not {text!r}")
+        return cls(int(seq), value.lower())
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
 
 
 @dataclass(frozen=True)
@@ -83,12 +113,23 @@ def verify(
     events: Sequence[AuditEvent],
     head: tuple[int, str] | None,
     entries: Mapping[int, str],
+    key: bytes,
+    *,
+    keyed_from: int = 1,
+    anchor: Anchor | None = None,
 ) -> Break | None:
     """Check the chain in stored order, the head record, and that entries match their last event.
 
     `events` must be in ascending `seq` order as stored; `entries` maps each blocklist entry id
-    to its current snapshot text.
+    to its current snapshot text. Rows from `keyed_from` on must carry the key's seal; an
+    `anchor` published earlier must still be in the chain, unchanged.
     """
+    if anchor is not None:
+        at = next((ev for ev in events if ev.seq == anchor.seq), None)
+        if at is None:
+            return Break(anchor.seq, "the anchored row is gone: the chain was cut or rebuilt")
+        if at.hash != anchor.hash:
+            return Break(anchor.seq, "the anchored row differs from the anchor: rebuilt")
     prev = (0, GENESIS)
     last_snapshot: dict[int, tuple[int, str]] = {}
     for ev in events:
@@ -96,8 +137,8 @@ def verify(
             return Break(ev.seq, f"expected row {prev[0] + 1}: rows were removed or renumbered")
         if ev.prev_hash != prev[1]:
             return Break(ev.seq, "prev_hash does not match the row before: removed or reordered")
-        if ev.hash != digest(ev):
-            return Break(ev.seq, "contents do not match the row's hash: edited")
+        if not hmac.compare_digest(ev.hash, digest(ev, key if ev.seq >= keyed_from else None)):
+            return Break(ev.seq, "contents do not match the row's seal: edited")
         if ev.entry_id is not None:
             last_snapshot[ev.entry_id] = (ev.seq, ev.snapshot)
         prev = (ev.seq, ev.hash)

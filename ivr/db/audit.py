@@ -22,19 +22,21 @@ class AuditWriter:
     well-ordered rows and each sees the other's change.
     """
 
-    def __init__(self, conn: AsyncConnection, head: tuple[int, str]) -> None:
+    def __init__(self, conn: AsyncConnection, head: tuple[int, str], key: bytes) -> None:
         self._conn = conn
         self.head = head
+        self._key = key
 
     @classmethod
-    async def open(cls, conn: AsyncConnection) -> AuditWriter:
+    async def open(cls, conn: AsyncConnection, key: bytes) -> AuditWriter:
+        """`key`: the audit chain's key (`Seals.audit_key`)."""
         await lock(conn)
         row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash))).first()
         if row is None:
             raise RuntimeError(
                 "audit_head is missing: run `ivr db upgrade`, then `ivr audit verify`"
             )
-        return cls(conn, (row.seq, row.hash))
+        return cls(conn, (row.seq, row.hash), key)
 
     async def append(
         self,
@@ -46,7 +48,7 @@ class AuditWriter:
         reason: str,
         snapshot: str,
     ) -> AuditEvent:
-        ev = audit.seal(self.head, at, actor, via, action, entry_id, reason, snapshot)
+        ev = audit.seal(self.head, at, actor, via, action, entry_id, reason, snapshot, self._key)
         await self._conn.execute(insert(audit_events).values(**asdict(ev)))
         await self._conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=ev.seq, hash=ev.hash)
@@ -75,3 +77,10 @@ async def events(conn: AsyncConnection, entry_id: int | None = None) -> list[Aud
 async def head(conn: AsyncConnection) -> tuple[int, str] | None:
     row = (await conn.execute(select(audit_head.c.seq, audit_head.c.hash))).first()
     return (row.seq, row.hash) if row else None
+
+
+async def keying(conn: AsyncConnection) -> tuple[int, bool]:
+    """(keyed_from, unsealed) of the head record; (1, False) when there is none."""
+    h = audit_head.c
+    row = (await conn.execute(select(h.keyed_from, h.unsealed))).first()
+    return (int(row.keyed_from), bool(row.unsealed)) if row else (1, False)

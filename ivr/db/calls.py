@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,8 @@ from sqlalchemy.schema import ColumnDefault
 
 from ivr.core.blocklist import BlockEntry, EntryStatus
 from ivr.core.caps import Usage, ended_at_cap
+from ivr.core.seals import Seals
+from ivr.db import recordings as recordings_repo
 from ivr.db.models import UtcDateTime, blocklist_entries, calls, recordings
 from ivr.db.rows import (
     OUTCOME_KEYS,
@@ -174,8 +176,9 @@ def _by(call_id: str | None, uniqueid: str | None) -> Any:
     raise ValueError("a talk report needs a call id or a uniqueid")
 
 
-def account(conn: Connection, r: TalkReport) -> str | None:
-    """Record a routed call's talk time once; the call id when this report counted.
+def account(conn: Connection, r: TalkReport, seal: Callable[[str, float], str]) -> str | None:
+    """Record a routed call's talk time once, sealed (`seal(call_id, talk_s)`); the call id
+    when this report counted.
 
     The conditional UPDATE (`talk_s IS NULL`) makes a repeated or concurrent report a no-op on
     every backend, so the hang-up handler and the AMI events may all report the same call.
@@ -193,11 +196,13 @@ def account(conn: Connection, r: TalkReport) -> str | None:
     reason = row.end_reason or r.end_reason
     if reason is None:
         reason = "cap-reached" if ended_at_cap(r.talk_s, row.limit_s) else "completed"
+    talk = max(0.0, r.talk_s)
     res = conn.execute(
         update(calls)
         .where(c.call_id == row.call_id, c.talk_s.is_(None))
         .values(
-            talk_s=max(0.0, r.talk_s),
+            talk_s=talk,
+            seal=seal(str(row.call_id), talk),
             talk_source=r.source,
             ended_at=ended,
             end_reason=reason,
@@ -326,7 +331,9 @@ async def caller_calls(
     return [dict(r._mapping) for r in rows]
 
 
-async def hold(conn: AsyncConnection, call_id: str, note: str, end_reason: str | None) -> int:
+async def hold(
+    conn: AsyncConnection, call_id: str, note: str, end_reason: str | None, seals: Seals
+) -> int:
     """Put a call (and so its recording) on legal hold; optionally record why it ended."""
     values: dict[str, Any] = {"legal_hold": True, "hold_note": note}
     if end_reason:
@@ -338,4 +345,5 @@ async def hold(conn: AsyncConnection, call_id: str, note: str, end_reason: str |
         .where(recordings.c.call_id == call_id)
         .values(legal_hold=True, hold_note=note)
     )
+    await recordings_repo.reseal(conn, seals, recordings.c.call_id == call_id)
     return int(res.rowcount or 0)

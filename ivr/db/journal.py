@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ivr.core.seals import Seals
 from ivr.db import spill
 from ivr.db.calls import Closed, PositionalCalls, TalkReport, account, close, store_calls
 from ivr.db.engine import SQLITE_BUSY_TIMEOUT_MS, checkpoint_wal, is_busy, sqlite_writer_engine
@@ -58,9 +59,12 @@ class CallJournal:
         busy_wait_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
         checkpoint_every_s: float = 1.0,
         spill_dir: Path | None = None,
+        seals: Seals,
     ) -> None:
-        """`spill_dir`: where writes not stored by `close` are kept for the next start."""
+        """`spill_dir`: where writes not stored by `close` are kept for the next start;
+        `seals`: the talk time of each call is sealed as it is stored."""
         self._engine = engine
+        self._seal = seals.call
         self._writer = sqlite_writer_engine(engine.url.render_as_string(hide_password=False))
         self._pool = (
             ThreadPoolExecutor(1, thread_name_prefix="ivr-journal") if self._writer else None
@@ -271,10 +275,10 @@ class CallJournal:
         runs = _runs(batch)
         if self._writer is not None:
             with self._writer.begin() as conn:
-                _apply_runs(conn, runs, self._store_positional)
+                _apply_runs(conn, runs, self._seal, self._store_positional)
         else:
             async with self._engine.begin() as conn:
-                await conn.run_sync(_apply_runs, runs)
+                await conn.run_sync(_apply_runs, runs, self._seal)
 
     def _store_positional(
         self, conn: Connection, starts: list[CallStart], outcomes: list[tuple[str, CallOutcome]]
@@ -297,6 +301,7 @@ class CallJournal:
 
 
 _Run = tuple[list[CallStart], list[tuple[str, CallOutcome]]]
+Sealer = Callable[[str, float], str]
 _Store = Callable[[Connection, list[CallStart], list[tuple[str, CallOutcome]]], None]
 
 
@@ -326,18 +331,21 @@ def _runs(batch: list[_Op]) -> list[_Run | TalkReport | Closed]:
 
 
 def _apply_runs(
-    conn: Connection, runs: list[_Run | TalkReport | Closed], store: _Store = store_calls
+    conn: Connection,
+    runs: list[_Run | TalkReport | Closed],
+    seal: Sealer,
+    store: _Store = store_calls,
 ) -> None:
     for run in runs:
         if isinstance(run, tuple):
             store(conn, *run)
         else:
-            _apply_one(conn, run)
+            _apply_one(conn, run, seal)
 
 
-def _apply_one(conn: Connection, op: TalkReport | Closed) -> None:
+def _apply_one(conn: Connection, op: TalkReport | Closed, seal: Sealer) -> None:
     if isinstance(op, TalkReport):
-        counted = account(conn, op)
+        counted = account(conn, op, seal)
         log.info(
             "talk %.0f s from %s for %s: %s",
             op.talk_s,

@@ -70,6 +70,7 @@ calls = Table(
     Column("talk_source", String(16)),  # hangup-handler | ami-bridge | unobserved
     Column("legal_hold", Boolean, nullable=False, default=False, server_default=false()),
     Column("hold_note", Text),
+    Column("seal", String(64)),  # ivr.core.seals over the talk time, once accounted
     Index("ix_calls_uniqueid", "uniqueid"),
     Index("ix_calls_started", "started_at"),
     Index("ix_calls_linkedid", "linkedid"),
@@ -123,6 +124,10 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+    # Rows from this seq on are sealed with the service's key (migration 0005 set it).
+    Column("keyed_from", Integer, nullable=False, default=1, server_default="1"),
+    # Rows written before migration 0005 wait for the service to seal them, once.
+    Column("unsealed", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 
@@ -151,6 +156,7 @@ recordings = Table(
     Column("spooled_at", UtcDateTime(), nullable=False),
     Column("stored_at", UtcDateTime()),
     Column("purged_at", UtcDateTime()),
+    Column("seal", String(64)),  # ivr.core.seals over location, hash, state, hold, retention
     Index("ix_recordings_state", "state"),
     Index("ix_recordings_call", "call_id"),
     Index("ix_recordings_caller_started", "caller", "started_at"),

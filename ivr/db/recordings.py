@@ -6,9 +6,10 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ivr.core.seals import SealBroken, Seals
 from ivr.db.models import calls, recordings
 
 ACTIVE = ("spooled", "stored", "verified")  # still owes work to the pipeline
@@ -35,20 +36,38 @@ async def due(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[di
     return [dict(x._mapping) for x in rows]
 
 
-async def insert_row(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
+async def insert_row(conn: AsyncConnection, values: Mapping[str, Any], seals: Seals) -> None:
     await conn.execute(insert(recordings).values(**values))
+    await reseal(conn, seals, recordings.c.name == values["name"])
 
 
 async def advance(
-    conn: AsyncConnection, name: str, from_state: str, values: Mapping[str, Any]
+    conn: AsyncConnection, name: str, from_state: str, values: Mapping[str, Any], seals: Seals
 ) -> bool:
-    """Move a row on only from the state it was read in (another worker may have moved it)."""
+    """Move a row on only from the state it was read in (another worker may have moved it),
+    and only if it is as the service sealed it (SealBroken otherwise)."""
+    current = await get(conn, name)
+    if current is not None and not seals.recording_ok(current):
+        raise SealBroken(f"recording {name}: the row differs from its seal; not changed")
     res = await conn.execute(
         update(recordings)
         .where(recordings.c.name == name, recordings.c.state == from_state)
         .values(**values)
     )
-    return res.rowcount == 1
+    if res.rowcount != 1:
+        return False
+    await reseal(conn, seals, recordings.c.name == name)
+    return True
+
+
+async def reseal(conn: AsyncConnection, seals: Seals, where: ColumnElement[bool]) -> None:
+    """Seal the rows `where` picks as they now are; in the transaction that changed them."""
+    for row in (await conn.execute(select(recordings).where(where))).mappings().all():
+        await conn.execute(
+            update(recordings)
+            .where(recordings.c.name == row["name"])
+            .values(seal=seals.recording(dict(row)))
+        )
 
 
 async def call_facts(conn: AsyncConnection, call_ids: Collection[str]) -> dict[str, dict[str, Any]]:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.clock import Clock
 from ivr.config import Config
 from ivr.core.alerts import Alert, AlertType
+from ivr.core.seals import SealBroken, Seals
 from ivr.db import recordings as repo
 from ivr.db.errors import DB_ERRORS
 from ivr.events.publisher import AlertSink
@@ -58,9 +59,16 @@ def call_id_of(name: str) -> str | None:
 
 class Handoff:
     def __init__(
-        self, engine: AsyncEngine, cfg: Config, storage: Storage, alerts: AlertSink, clock: Clock
+        self,
+        engine: AsyncEngine,
+        cfg: Config,
+        storage: Storage,
+        alerts: AlertSink,
+        clock: Clock,
+        seals: Seals,
     ) -> None:
         self._engine = engine
+        self._seals = seals
         self._cfg = cfg
         self._s = cfg.storage
         self._spool = Path(cfg.recording.spool_dir)
@@ -177,7 +185,7 @@ class Handoff:
         }
         try:
             async with self._engine.begin() as conn:
-                await repo.insert_row(conn, values)
+                await repo.insert_row(conn, values, self._seals)
         except IntegrityError:
             return  # another worker adopted it first
         log.info("recording %s spooled: %d bytes, sha256 %s", name, digest.bytes, digest.sha256)
@@ -191,13 +199,16 @@ class Handoff:
             except SourceChanged as exc:
                 await self._respool(row, exc.digest)
                 return steps
+            except SealBroken as exc:
+                log.error("recording hand-off: %s (run `ivr audit verify`)", exc)
+                return steps
             except StorageError as exc:
                 if exc.no_space:
                     self._storage_full(row, str(exc))
                 await self._retry(row, str(exc))
                 return steps
             async with self._engine.begin() as conn:
-                if not await repo.advance(conn, row["name"], row["state"], values):
+                if not await repo.advance(conn, row["name"], row["state"], values, self._seals):
                     return steps  # someone else moved it on
             row = {**row, **values}
             steps += 1
@@ -263,7 +274,7 @@ class Handoff:
             "next_attempt_at": self._clock.now() + timedelta(seconds=self._s.settle_s),
         }
         async with self._engine.begin() as conn:
-            await repo.advance(conn, row["name"], row["state"], values)
+            await repo.advance(conn, row["name"], row["state"], values, self._seals)
 
     async def _retry(self, row: dict[str, Any], why: str) -> None:
         attempts = row["attempts"] + 1
@@ -281,7 +292,7 @@ class Handoff:
                 "recording %s: %s (attempt %d, retry in %.0f s)", row["name"], why, attempts, delay
             )
         async with self._engine.begin() as conn:
-            await repo.advance(conn, row["name"], row["state"], values)
+            await repo.advance(conn, row["name"], row["state"], values, self._seals)
 
     def _check_spool_usage(self) -> None:
         try:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ivr.clock import Clock
 from ivr.core import audit
 from ivr.core.review import Actor, Conflict, ReviewError
+from ivr.core.seals import Seals
 from ivr.core.text import check_note, escape, unsafe
 from ivr.db import recordings as repo
 from ivr.db.audit import AuditWriter
@@ -61,10 +62,11 @@ class Purged:
 
 
 class RecordingService:
-    def __init__(self, engine: AsyncEngine, storage: Storage, clock: Clock) -> None:
+    def __init__(self, engine: AsyncEngine, storage: Storage, clock: Clock, seals: Seals) -> None:
         self._engine = engine
         self._storage = storage
         self._clock = clock
+        self._seals = seals
 
     async def get(self, name: str) -> dict[str, Any]:
         async with self._engine.connect() as conn:
@@ -107,13 +109,16 @@ class RecordingService:
     async def set_hold(self, actor: Actor, name: str, hold: bool, note: str) -> dict[str, Any]:
         note = _note(note, required=True)
         rec = await self.get(name)
+        self._check_seal(rec)
         if rec["state"] == "purged":
             raise Conflict(f"recording {name} was purged")
         if bool(rec["legal_hold"]) == hold:
             raise Conflict(f"recording {name} is {'already' if hold else 'not'} on hold")
         async with self._engine.begin() as conn:
-            w = await AuditWriter.open(conn)
-            await repo.advance(conn, name, rec["state"], {"legal_hold": hold, "hold_note": note})
+            w = await AuditWriter.open(conn, self._seals.audit_key)
+            await repo.advance(
+                conn, name, rec["state"], {"legal_hold": hold, "hold_note": note}, self._seals
+            )
             rec = {**rec, "legal_hold": hold, "hold_note": note}
             await w.append(
                 self._clock.now(),
@@ -173,9 +178,14 @@ class RecordingService:
                 continue
             async with self._engine.begin() as conn:
                 # Re-read under the trail's lock: a hold placed meanwhile wins.
-                w = await AuditWriter.open(conn)
+                w = await AuditWriter.open(conn, self._seals.audit_key)
                 fresh = await repo.get(conn, rec["name"])
                 if fresh is None or fresh["legal_hold"] or fresh["state"] != "complete":
+                    continue
+                if not self._seals.recording_ok(fresh):
+                    why = "its hold, retention or location differs from its seal: not deleted"
+                    log.error("purge: recording %s: %s", rec["name"], why)
+                    result.failed.append((rec["name"], why))
                     continue
                 try:
                     await self._storage.delete(fresh["storage_uri"])
@@ -183,7 +193,11 @@ class RecordingService:
                     result.failed.append((rec["name"], str(exc)))
                     continue
                 await repo.advance(
-                    conn, rec["name"], "complete", {"state": "purged", "purged_at": now}
+                    conn,
+                    rec["name"],
+                    "complete",
+                    {"state": "purged", "purged_at": now},
+                    self._seals,
                 )
                 await w.append(
                     now,
@@ -198,9 +212,16 @@ class RecordingService:
             log.info("recording %s purged (retention ended)", rec["name"])
         return result
 
+    def _check_seal(self, rec: dict[str, Any]) -> None:
+        if not self._seals.recording_ok(rec):
+            raise Mismatch(
+                f"recording {rec['name']}: its hold, retention or location differs from its "
+                "seal (changed outside the service); see `ivr audit verify`"
+            )
+
     async def _audit(self, actor: Actor, action: str, rec: dict[str, Any], reason: str) -> None:
         async with self._engine.begin() as conn:
-            w = await AuditWriter.open(conn)
+            w = await AuditWriter.open(conn, self._seals.audit_key)
             await w.append(
                 self._clock.now(), actor.name, actor.via, action, None, reason, _snapshot(rec)
             )

@@ -33,6 +33,7 @@ from ivr.core.review import (
     decide,
     effective_status,
 )
+from ivr.core.seals import Seals
 from ivr.core.text import check_note
 from ivr.db import audit as audit_repo
 from ivr.db import blocklist as repo
@@ -93,10 +94,11 @@ def _clean_note(note: str, what: str = "note") -> str:
 
 
 class BlocklistService:
-    def __init__(self, engine: AsyncEngine, cfg: Config, clock: Clock) -> None:
+    def __init__(self, engine: AsyncEngine, cfg: Config, clock: Clock, seals: Seals) -> None:
         self._engine = engine
         self._cfg = cfg
         self._clock = clock
+        self._key = seals.audit_key
 
     # proposals ----------------------------------------------------------------------------
     async def _check(
@@ -157,7 +159,7 @@ class BlocklistService:
     async def propose(self, actor: Actor, p: Proposal) -> Proposed:
         now = self._clock.now()
         async with self._engine.begin() as conn:
-            w = await AuditWriter.open(conn)
+            w = await AuditWriter.open(conn, self._key)
             checked = await self._check(conn, p, actor, now)
             checked.entry = await repo.insert_entry(conn, checked.entry)
             await w.append(
@@ -180,7 +182,7 @@ class BlocklistService:
         done: list[Proposed] = []
         seen: dict[tuple[str, bool], int] = {}
         async with self._engine.begin() as conn:
-            w = await AuditWriter.open(conn)
+            w = await AuditWriter.open(conn, self._key)
             for line, row in rows:
                 if isinstance(row, str):
                     problems.append((line, row))
@@ -223,7 +225,7 @@ class BlocklistService:
         now = self._clock.now()
         note = _clean_note(note, "--note")
         async with self._engine.begin() as conn:
-            w = await AuditWriter.open(conn)
+            w = await AuditWriter.open(conn, self._key)
             rec = await repo.get(conn, entry_id)
             if rec is None:
                 raise NotFound(f"no blocklist entry {entry_id}")
@@ -272,7 +274,7 @@ class BlocklistService:
                 return []
         expired: list[int] = []
         async with self._engine.begin() as conn:
-            w = await AuditWriter.open(conn)
+            w = await AuditWriter.open(conn, self._key)
             for rec in await repo.past_expiry(conn, now):
                 decide(Action.EXPIRE, state_of(rec), Actor(SYSTEM_ACTOR), now)
                 new = await repo.update_entry(

@@ -28,8 +28,8 @@ TAMPERING = {
 
 
 EXPECTED = {
-    "edit a reason": "row 2: contents do not match the row's hash: edited",
-    "edit an actor": "row 3: contents do not match the row's hash: edited",
+    "edit a reason": "row 2: contents do not match the row's seal: edited",
+    "edit an actor": "row 3: contents do not match the row's seal: edited",
     "delete a row": "row 3: expected row 2: rows were removed or renumbered",
     "delete the last row": "the chain ends at row 3 but the head record says row 4",
     "delete the last row and fix the head": "row 2: blocklist entry 2 differs from its last",
