@@ -73,9 +73,10 @@ def seal(
     entry_id: int | None,
     reason: str,
     snapshot: str,
-    key: bytes,
+    key: bytes | None,
 ) -> AuditEvent:
-    """The next event after `prev` = (seq, hash) of the chain's head, sealed under `key`."""
+    """The next event after `prev` = (seq, hash) of the chain's head, sealed under `key` (None:
+    plain SHA-256, as migration 0002 sealed the rows it wrote before there was a key)."""
     ev = AuditEvent(prev[0] + 1, at, actor, via, action, entry_id, reason, snapshot, prev[1], "")
     return replace(ev, hash=digest(ev, key))
 

@@ -131,6 +131,7 @@ def _seal_existing(head: sa.Table) -> None:
             entry["id"],
             "present before the audit trail (migration 0002)",
             audit.snapshot(entry),
+            None,  # no key here: plain SHA-256; 0005 marks these rows as from before the key
         )
         bind.execute(sa.insert(events).values(**asdict(ev)))
         prev = (ev.seq, ev.hash)

