@@ -89,8 +89,6 @@ class App:
             jobs["mqtt-alerts"] = self.alerts.run()
         if self.primary:
             self.journal.replay()
-            # Before anything appends to the chain: rows from before the key get sealed.
-            await trail.seal_older_rows(self.engine, self.seals, self.clock)
             await self._sweep()
             jobs["audit-anchor"] = self._anchors()
             jobs["blocklist-expiry"] = self._sweeper()
@@ -118,7 +116,16 @@ class App:
         await asyncio.Event().wait()  # disabled, not failed: the service goes on
 
     async def _anchors(self) -> None:
-        """Publish the audit chain's head when it has moved (the log, and MQTT)."""
+        """Seal the rows from before the key (once, after the upgrade that brought it), then
+        publish the audit chain's head whenever it has moved (the log, and MQTT). Calls are
+        taken meanwhile: a database that is down delays this, not them."""
+        while True:
+            try:
+                await trail.seal_older_rows(self.engine, self.seals, self.clock)
+                break
+            except DB_ERRORS as exc:
+                log.warning("sealing the rows from before the key: %r; will retry", exc)
+                await asyncio.sleep(5.0)
         last = None
         while True:
             try:

@@ -206,7 +206,10 @@ def test_audit_verify_exit_codes(tmp_path: Path, supervise: Supervise) -> None:
     db.close()
     res = run_ivr(["audit", "verify"], env)
     assert res.returncode == 8
-    assert res.stdout.strip() == "BROKEN at row 2: contents do not match the row's seal: edited"
+    assert (
+        res.stdout.splitlines()[0]
+        == "BROKEN at row 2: contents do not match the row's seal: edited"
+    )
     assert ivr_json(["audit", "verify"], env, code=8)["row"] == 2
 
 

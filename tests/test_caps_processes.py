@@ -62,6 +62,8 @@ async def serve(env: dict[str, str], tmp: Path, name: str) -> AsyncIterator[Serv
     port = free_port()
     log = tmp / f"{name}.log"
     with log.open("wb") as fh:
+        # Two services on one data folder: each its own API socket.
+        env = dict(env, IVR_API_SOCKET=str(tmp / f"{name}.sock"))
         proc = await asyncio.create_subprocess_exec(
             IVR, "serve", "--agi-listen", f"127.0.0.1:{port}", env=env, stderr=fh
         )

@@ -72,7 +72,7 @@ async def test_store_verify_export_and_corruption_on_s3(
     stored = await asyncio.to_thread(objects, s3)
     assert stored == {f"site-a/2026/11/24/{k}": v for k, v in data.items()}
     out = tmp_path / "exported.wav"
-    await svc.app.recordings.export(ALICE, "failopen-1795.2.wav", out)
+    await svc.app.recordings.export(ALICE, "failopen-1795.2.wav", "x.wav", out)
     assert out.read_bytes() == data["failopen-1795.2.wav"]
     # Someone overwrites an object in the bucket: verify names it.
     await asyncio.to_thread(

@@ -16,12 +16,12 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     literal,
     select,
     union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import ColumnDefault
@@ -76,6 +76,19 @@ _UPDATE_OUTCOME = (
 )
 
 
+def insert_calls(dialect: str, values: dict[str, Any] | None = None) -> Any:
+    """INSERT of call rows that is idempotent: a row already there (a write-ahead file
+    replayed after a kill repeats stored writes) keeps its values, and takes the outcome a
+    replayed row carries when it has none yet."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(calls)
+    if values is not None:
+        stmt = stmt.values(values)
+    return stmt.on_conflict_do_update(
+        index_elements=[calls.c.call_id],
+        set_={k: func.coalesce(calls.c[k], stmt.excluded[k]) for k in OUTCOME_KEYS},
+    )
+
+
 def store_calls(
     conn: Connection, starts: Sequence[CallStart], outcomes: Sequence[tuple[str, CallOutcome]]
 ) -> None:
@@ -83,7 +96,7 @@ def store_calls(
     row is missing is left alone."""
     rows, late = merged_rows(starts, outcomes)
     if rows:
-        conn.execute(insert(calls), rows)
+        conn.execute(insert_calls(conn.dialect.name), rows)
     if late:
         conn.execute(_UPDATE_OUTCOME, late)
 
@@ -103,7 +116,9 @@ class PositionalCalls:
 
     def __init__(self, dialect: Dialect) -> None:
         keys = [*START_KEYS, *OUTCOME_KEYS]
-        self._insert = self._prepare(insert(calls).values({k: bindparam(k) for k in keys}), dialect)
+        self._insert = self._prepare(
+            insert_calls(dialect.name, {k: bindparam(k) for k in keys}), dialect
+        )
         self._update = self._prepare(_UPDATE_OUTCOME, dialect)
 
     @staticmethod

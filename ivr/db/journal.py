@@ -28,11 +28,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr.core.seals import Seals
-from ivr.db import spill
+from ivr.db import spill, wal
 from ivr.db.calls import Closed, PositionalCalls, TalkReport, account, close, store_calls
 from ivr.db.engine import SQLITE_BUSY_TIMEOUT_MS, checkpoint_wal, is_busy, sqlite_writer_engine
 from ivr.db.rows import CallOutcome, CallStart
 from ivr.db.transient import is_transient
+from ivr.db.wal import WriteAhead
 
 log = logging.getLogger("ivr.journal")
 
@@ -88,6 +89,7 @@ class CallJournal:
         self.dropped = 0
         self.failures = 0
         self._spill_dir = spill_dir
+        self._wal = WriteAhead(spill_dir) if spill_dir is not None else None
         self._abandoned = False
         self._replaying: tuple[int, list[Path]] = (0, [])  # writes left to store, their files
 
@@ -117,6 +119,8 @@ class CallJournal:
             )
             return
         self._pending.append(op)
+        if self._wal is not None:
+            self._wal.append(op)
         if len(self._pending) == 1:  # else the writer is already awake, and flush() waits
             self._idle.clear()
             self._wake.set()
@@ -133,8 +137,11 @@ class CallJournal:
             await self.flush(timeout)
         except TimeoutError:
             self._abandoned = True
-            self._spill()
+            if self._spill() and self._wal is not None:
+                self._wal.close()  # the spill file holds every write not stored
             return  # the writer may still be busy: the process is ending, leave it be
+        if self._wal is not None:
+            self._wal.close()
         if self._writer is not None:
             self._writer.dispose()
         if self._checkpointing is not None:
@@ -142,26 +149,28 @@ class CallJournal:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
 
-    def _spill(self) -> None:
+    def _spill(self) -> bool:
+        """Write what is not stored to a spill file; whether it is on disk now."""
         left = list(self._pending)
         if self._spill_dir is None:
             log.error("call journal closed with %d writes not stored", len(left))
-            return
+            return False
         try:
             path = spill.write(self._spill_dir, left)
         except OSError as exc:
             log.error("call journal: %d writes not stored, and not spilled: %r", len(left), exc)
-            return
+            return False
         log.error(
             "call journal: %d writes not stored; kept in %s for the next start", len(left), path
         )
+        return True
 
     def replay(self) -> int:
         """Queue what an earlier run spilled, ahead of any new write; its files go once it is
         stored. How many writes were queued."""
         if self._spill_dir is None:
             return 0
-        paths, ops = spill.claim(self._spill_dir)
+        paths, ops = wal.claim(self._spill_dir)
         if not ops:
             for path in paths:
                 path.unlink(missing_ok=True)
@@ -175,14 +184,17 @@ class CallJournal:
 
     def _stored(self, n: int) -> None:
         left, paths = self._replaying
-        if not left:
-            return
-        left = max(0, left - n)
-        self._replaying = (left, paths)
-        if not left:
-            for path in paths:
-                path.unlink(missing_ok=True)
-            log.info("call journal: the writes kept at the last stop are stored")
+        if left:
+            done = min(left, n)
+            n -= done
+            left -= done
+            self._replaying = (left, paths)
+            if not left:
+                for path in paths:
+                    path.unlink(missing_ok=True)
+                log.info("call journal: the writes kept at the last stop are stored")
+        if n and self._wal is not None:
+            self._wal.stored(n)
 
     def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
         """At most one checkpoint a `checkpoint_every_s`, in the journal's thread."""

@@ -99,7 +99,12 @@ def claim(folder: Path) -> tuple[list[Path], list[Op]]:
             except FileNotFoundError:
                 continue  # another worker claimed it first
         try:
-            lines = mine.read_text().splitlines()
+            text = mine.read_text()
+            lines = text.splitlines()
+            if lines and not text.endswith("\n"):
+                # A write-ahead file cut short by a kill: its last line was never whole.
+                log.warning("%s: the last write was cut short by the stop; skipped", mine)
+                lines.pop()
             ops += [decode(line) for line in lines if line.strip()]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("spill file %s unreadable, left in place: %r", mine, exc)

@@ -91,14 +91,14 @@ async def test_blocked_after_two_supervisors_agree(guard: StartGuard, calls: Cal
     g = await guard()
     code, out, err = await g.ivr(
         "blocklist", "propose", "+81 3-1234-5678", "--category", "threats",
-        "--note", "threatened the agent", "--as", "sato", "--json",
+        "--note", "threatened the agent", "--json", user="sato",
     )  # fmt: skip
     assert code == 0, err
     entry = json.loads(out)["id"]
     call = await calls.place("0312345678")  # pending: not yet acting
     await call.agi_command("GET DATA")
     await call.hangup()
-    code, _, err = await g.ivr("blocklist", "approve", str(entry), "--as", "suzuki")
+    code, _, err = await g.ivr("blocklist", "approve", str(entry), user="suzuki")
     assert code == 0, err
     blocked = await calls.place("0312345678")
     await blocked.ended()

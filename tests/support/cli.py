@@ -89,15 +89,26 @@ async def serving(
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
+    drain: asyncio.Task[None] | None = None
     try:
         assert proc.stderr is not None
         for _ in range(listening):
             await wait_for_line(proc.stderr, "FastAGI listening")
+        # Keep reading its log: a full pipe would stall the service, and `wait()` too.
+        drain = asyncio.create_task(_drain(proc.stderr))
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
+        if drain is not None:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
 
 
 ME = pwd.getpwuid(os.geteuid()).pw_name

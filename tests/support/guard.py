@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.support.asterisk import AMI_SECRET, RealAsterisk
+from tests.support.cli import as_user
+from tests.support.people import GROUP, ensure_people, public_dir
 
 IVR = str(Path(sys.executable).with_name("ivr"))
 # A Tuesday, 10:00 in Tokyo: the centre is open. The service's clock starts about here and runs.
@@ -59,6 +62,7 @@ class Guard:
         work.mkdir(parents=True, exist_ok=True)
         self.data = work / "data"
         self.db_path = self.data / "ivr.sqlite3"
+        self.socket = public_dir() / "api.sock"  # where supervisors (other OS users) reach it
         agents = "Local/{}@test-agents/n"
         cfg: dict[str, Any] = {
             "data_dir": str(self.data),
@@ -69,7 +73,9 @@ class Guard:
             "routes": {r: {"dial": agents.format(r)} for r in ("sales", "support", "operator")},
             "caps": {"repeat_threshold": 0},
             "supervisors": {ME: "admin", "sato": "supervisor", "suzuki": "supervisor"},
+            "api": {"socket": str(self.socket), "group": GROUP},
         }
+        ensure_people()
         for key, value in (overrides or {}).items():
             if isinstance(value, dict) and isinstance(cfg.get(key), dict):
                 cfg[key] = {**cfg[key], **value}
@@ -121,14 +127,29 @@ class Guard:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    async def ivr(self, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
-        """Run the CLI as a supervisor would, against this service's configuration."""
+    async def ivr(
+        self, *args: str, env: Mapping[str, str] | None = None, user: str | None = None
+    ) -> tuple[int, str, str]:
+        """Run the CLI against this service: as this OS user with its configuration, or as
+        the OS user `user` (a supervisor, who has the API socket and nothing else)."""
+        run_env = dict(env) if env is not None else self.env()
+        who: dict[str, Any] = {}
+        if user is not None:
+            run_env = as_user({**run_env, "IVR_API_SOCKET": str(self.socket)}, user)
+            pw = pwd.getpwnam(user)
+            who = {
+                "user": pw.pw_uid,
+                "group": pw.pw_gid,
+                "extra_groups": os.getgrouplist(user, pw.pw_gid),
+                "cwd": "/",
+            }
         proc = await asyncio.create_subprocess_exec(
             IVR,
             *args,
-            env=dict(env) if env is not None else self.env(),
+            env=run_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            **who,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode is not None
