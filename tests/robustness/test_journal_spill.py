@@ -10,11 +10,15 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from ivr.db import spill
+from sqlalchemy import text
+
+from ivr.db import migrate, spill
 from ivr.db.calls import TalkReport
+from ivr.db.engine import create_engine
 from ivr.db.rows import CallOutcome, CallStart
 from ivr.sim.fake_asterisk import CallerScript, Channel, FakeAsterisk
 from tests.support.cli import ivr_env, run_ivr, serving
+from tests.support.pg import PgServer
 from tests.support.servers import free_port
 from tests.support.service import OPEN_TIME
 
@@ -88,3 +92,51 @@ def test_a_claimed_file_is_not_replayed_twice(tmp_path: Path) -> None:
     # A second worker starting meanwhile finds the claimed file, not a fresh one: the claim is
     # only undone by storing it; a stopped replay's file is picked up at the next start.
     assert [p.suffix for p in folder.iterdir()] == [spill.CLAIMED]
+
+
+async def test_sigterm_with_postgresql_stopped_spills_and_the_next_start_stores(
+    tmp_path: Path,
+) -> None:
+    """The same with the database server down, not merely locked: calls go on (they fail
+    open), the writes wait in the journal, and SIGTERM spills them."""
+    server = PgServer()
+    await asyncio.to_thread(server.start)
+    try:
+        await server.create_database("spill")
+        url = server.url("spill")
+        await asyncio.to_thread(migrate.upgrade, url)
+        env = ivr_env(tmp_path, IVR_DATABASE_URL=url)
+        port = free_port()
+        async with serving(env, port) as proc:
+            await asyncio.to_thread(server.halt, "fast")
+            fake = FakeAsterisk("127.0.0.1", port)
+            for n in range(CALLS):
+                await fake.call(Channel(callerid=f"03{n:08d}", uniqueid=f"6.{n}"), CallerScript())
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 40) == 0
+        spilled = [p for p in (tmp_path / "data" / "journal").iterdir() if p.suffix == ".spill"]
+        writes = sum(len(p.read_text().splitlines()) for p in spilled)
+        await asyncio.to_thread(server.resume)
+        assert await _pg_rows(url) == 0
+        print(f"SIGTERM with PostgreSQL stopped: {CALLS} calls, 0 stored, {writes} spilled")
+        async with serving(env, port) as proc:
+            for _ in range(100):
+                if await _pg_rows(url) == CALLS:
+                    break
+                await asyncio.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert await _pg_rows(url) == CALLS
+        assert not list((tmp_path / "data" / "journal").iterdir())
+        print(f"next start: {CALLS} of {CALLS} calls stored on PostgreSQL")
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _pg_rows(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM calls"))).scalar_one())
+    finally:
+        await engine.dispose()
