@@ -201,7 +201,7 @@ class Config(_Model):
         """Where the supervisors' API listens (`IVR_API_SOCKET` overrides it)."""
         if self.api.socket:
             return Path(self.api.socket)
-        if Path(self.data_dir) == SYSTEM_DATA_DIR and os.geteuid() == 0:
+        if Path(self.data_dir) == SYSTEM_DATA_DIR:
             return SYSTEM_API_SOCKET
         return self.data_path() / "api.sock"
 

@@ -372,8 +372,8 @@ class HarassmentConfig(_Model):
 class ApiConfig(_Model):
     """The supervisors' API: a Unix socket that names its caller by the peer's OS user."""
 
-    # "" = /run/ivr-guard/api.sock for the system install (root, default data folder), else
-    # api.sock in the data folder (one user running everything).
+    # "" = /run/ivr-guard/api.sock for the system install (data folder /var/lib/ivr-guard),
+    # else api.sock in the data folder (one user running everything).
     socket: str = ""
     # The group that may connect (mode 0660); "" = the service's own group only.
     group: str = ""

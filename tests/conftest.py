@@ -26,6 +26,7 @@ from ivr.sim.fake_ami import FakeAmi
 from ivr.sim.fake_asterisk import FakeAsterisk
 from tests.support.cli import ME, setup, supervised
 from tests.support.mqtt import Broker
+from tests.support.people import PUBLIC
 from tests.support.pg import PgServer
 from tests.support.service import OPEN_TIME, Service, place_test_key
 
@@ -177,3 +178,7 @@ def supervise() -> Iterator[Callable[..., dict[str, str]]]:
             return env
 
         yield start
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(PUBLIC, ignore_errors=True)

@@ -37,9 +37,16 @@ def ensure_people() -> None:
             subprocess.run(["usermod", "-aG", GROUP, name], check=True)
 
 
+# Every user may enter these folders (pytest's own tmp_path is root's alone); the session
+# removes them at its end (tests/conftest.py).
+PUBLIC = Path(tempfile.gettempdir()) / f"ivr-tests-{os.getpid()}"
+
+
 def public_dir() -> Path:
-    """A new folder every user can enter (the tests' own tmp_path is root's alone)."""
-    path = Path(tempfile.mkdtemp(prefix="ivr-test-"))
+    """A new folder every user can enter."""
+    PUBLIC.mkdir(mode=0o755, exist_ok=True)
+    PUBLIC.chmod(0o755)
+    path = Path(tempfile.mkdtemp(dir=PUBLIC))
     path.chmod(0o755)
     return path
 
