@@ -23,9 +23,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("audit_head") as t:
         t.add_column(sa.Column("keyed_from", sa.Integer, nullable=False, server_default="1"))
-        t.add_column(
-            sa.Column("unsealed", sa.Boolean, nullable=False, server_default=sa.false())
-        )
+        t.add_column(sa.Column("unsealed", sa.Boolean, nullable=False, server_default=sa.false()))
     with op.batch_alter_table("recordings") as t:
         t.add_column(sa.Column("seal", sa.String(64)))
     with op.batch_alter_table("calls") as t:
