@@ -377,6 +377,11 @@ class ApiConfig(_Model):
     socket: str = ""
     # The group that may connect (mode 0660); "" = the service's own group only.
     group: str = ""
+    # HOST:PORT for the web console: HTTPS only, people log in (password and one-time code).
+    listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    session_hours: Annotated[float, Field(gt=0, le=24)] = 8.0
 
     @field_validator("group")
     @classmethod
@@ -384,6 +389,16 @@ class ApiConfig(_Model):
         if v and not _USER_NAME.match(v):
             raise ValueError(f"{v!r}: not a group name")
         return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> ApiConfig:
+        if self.listen:
+            parse_hostport(self.listen)
+            if not (self.tls_cert and self.tls_key):
+                raise ValueError(
+                    "api.listen needs api.tls_cert and api.tls_key: logins go over TLS only"
+                )
+        return self
 
 
 class AuditConfig(_Model):

@@ -18,7 +18,9 @@ from starlette.authentication import (
 )
 from starlette.requests import HTTPConnection
 
+from ivr.api.logins import Logins
 from ivr.api.peer import Peer
+from ivr.clock import Clock
 from ivr.core.review import Actor, NotPermitted, Role, resolve_actor
 
 READ = "read"  # a supervisor reading lists, logs and recordings' metadata
@@ -63,6 +65,39 @@ class PeerCredentials(AuthenticationBackend):
             name = f"uid {peer.uid}"  # no such user: never in the roster
         role = self._roster.get(name)
         return AuthCredentials(scopes(role)), Person(name, role, f"peer uid {peer.uid}")
+
+
+class SessionTokens(AuthenticationBackend):
+    """A web console's login: `Authorization: Bearer TOKEN` from `POST /v1/login`."""
+
+    def __init__(self, logins: Logins, roster: Mapping[str, Role], clock: Clock) -> None:
+        self._logins = logins
+        self._roster = dict(roster)
+        self._clock = clock
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, Person] | None:
+        scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        session = self._logins.session(token.strip(), self._clock.now())
+        if session is None:
+            return None
+        role = self._roster.get(session.name)
+        return AuthCredentials(scopes(role)), Person(session.name, role, "login")
+
+
+class Either(AuthenticationBackend):
+    """The first backend that knows the request's person (the socket's peer, or a login)."""
+
+    def __init__(self, *backends: AuthenticationBackend) -> None:
+        self._backends = backends
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        for backend in self._backends:
+            found = await backend.authenticate(conn)
+            if found is not None:
+                return found
+        return None
 
 
 def require(person: BaseUser, granted: list[str], scope: str) -> Person:

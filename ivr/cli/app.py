@@ -40,8 +40,12 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Call guard for Asterisk.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
 config_app = typer.Typer(no_args_is_help=True, help="The configuration file.")
+logins_app = typer.Typer(
+    no_args_is_help=True, help="Web console logins (the service account's; see [api] listen)."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(logins_app, name="logins")
 app.add_typer(blocklist_cli.app, name="blocklist")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(calls_cli.calls_app, name="calls")
@@ -200,6 +204,39 @@ def db_current(config: ConfigOpt = None) -> None:
             raise typer.Exit(EXIT_SCHEMA)
 
     asyncio.run(main())
+
+
+@logins_app.command("set")
+def logins_set(
+    name: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Give a supervisor a web console login: a password and a new one-time-code secret (print
+    the otpauth:// URI as a QR code for their authenticator app). Replaces an earlier one."""
+    import sys
+    from datetime import timedelta
+
+    from ivr.api.logins import FILE, Logins
+
+    cfg = _load(config)
+    if name not in cfg.supervisors:
+        err.print(f"{name!r} is not under [supervisors] in the configuration", markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    cfg.data_path().mkdir(mode=0o700, parents=True, exist_ok=True)
+    logins = Logins(cfg.data_path() / FILE, timedelta(hours=cfg.api.session_hours))
+    try:
+        uri = logins.add(name, password)
+    except ValueError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(4) from None
+    out.print(uri, markup=False, highlight=False, soft_wrap=True)
 
 
 @config_app.command("check")

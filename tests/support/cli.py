@@ -122,6 +122,7 @@ def setup(
     roster: dict[str, str] | None = None,
     url: str | None = None,
     extra: str = "",
+    api: str = "",
 ) -> dict[str, str]:
     """A configuration with supervisors, a migrated database, and the environment to use them.
 
@@ -135,7 +136,7 @@ def setup(
     cfg = tmp_path / "ivr.toml"
     cfg.write_text(
         f'data_dir = "{tmp_path / "data"}"\n{extra}{database}'
-        f'[api]\nsocket = "{socket}"\ngroup = "{GROUP}"\n[supervisors]\n{people}\n'
+        f'[api]\nsocket = "{socket}"\ngroup = "{GROUP}"\n{api}[supervisors]\n{people}\n'
     )
     # A fixed day: the expiry dates written below stay in the future whatever today is.
     env = dict(
