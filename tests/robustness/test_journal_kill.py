@@ -57,7 +57,7 @@ async def test_kill_9_loses_at_most_the_last_100_ms(tmp_path: Path, locked: bool
     db = tmp_path / "data" / "ivr.sqlite3"
     port = free_port()
     lock = sqlite3.connect(db, isolation_level=None)
-    async with serving(env, port) as proc:
+    async with serving(env, port, drain=True) as proc:
         if locked:
             lock.execute("BEGIN IMMEDIATE")  # a long import or backup holds the write lock
         load = asyncio.create_task(_load(port, 3.0))
@@ -71,7 +71,7 @@ async def test_kill_9_loses_at_most_the_last_100_ms(tmp_path: Path, locked: bool
     lock.close()
     answered = [(c, t) for c, t in done if t <= killed_at]
     before = _stored(db)
-    async with serving(env, port) as proc:
+    async with serving(env, port, drain=True) as proc:
         for _ in range(200):
             after = _stored(db)
             if all(c in after for c, t in answered if t < killed_at - BOUND_S):
