@@ -112,6 +112,8 @@ class Service:
         self.config.write_text(
             f'data_dir = "{workdir}"\n'
             f'[agi]\nlisten = "127.0.0.1:{self.port}"\n'
+            # The held-session rows keep up to 10,000 sessions open from one address.
+            "max_sessions = 12000\nmax_sessions_per_peer = 12000\n"
             f'[database]\nurl = "{url}"\n'
             f'[recording]\nspool_dir = "{spool}"\n'
             f"[hours]\n{days}\npublic_holidays = false\nclosed_dates = []\n"

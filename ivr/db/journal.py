@@ -285,12 +285,14 @@ class CallJournal:
     async def _apply(self, batch: list[_Op]) -> None:
         """One transaction (see the module's docstring)."""
         runs = _runs(batch)
+        # Writes replayed after a kill may be stored already: the slower idempotent insert.
+        store = _store_replayed if self._replaying[0] else None
         if self._writer is not None:
             with self._writer.begin() as conn:
-                _apply_runs(conn, runs, self._seal, self._store_positional)
+                _apply_runs(conn, runs, self._seal, store or self._store_positional)
         else:
             async with self._engine.begin() as conn:
-                await conn.run_sync(_apply_runs, runs, self._seal)
+                await conn.run_sync(_apply_runs, runs, self._seal, store or store_calls)
 
     def _store_positional(
         self, conn: Connection, starts: list[CallStart], outcomes: list[tuple[str, CallOutcome]]
@@ -340,6 +342,12 @@ def _runs(batch: list[_Op]) -> list[_Run | TalkReport | Closed]:
     if starts or outcomes:
         out.append((starts, outcomes))
     return out
+
+
+def _store_replayed(
+    conn: Connection, starts: list[CallStart], outcomes: list[tuple[str, CallOutcome]]
+) -> None:
+    store_calls(conn, starts, outcomes, replayed=True)
 
 
 def _apply_runs(
