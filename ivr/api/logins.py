@@ -44,6 +44,7 @@ class Logins:
         self._sessions: dict[str, Session] = {}
         self._failures: dict[str, tuple[int, datetime]] = {}
         self._lock = threading.Lock()
+        self._dummy = self._hasher.hash(secrets.token_hex(16))
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
@@ -74,13 +75,15 @@ class Logins:
             raise LoginError(f"too many failed logins for this name; wait {LOCKOUT}")
         entry = self._load().get(name)
         ok = False
-        if entry is not None:
-            try:
-                ok = self._hasher.verify(entry["hash"], password) and pyotp.TOTP(
-                    entry["totp"]
-                ).verify(code, for_time=now, valid_window=1)
-            except (VerificationError, InvalidHashError):
+        try:
+            # An unknown name is checked against a hash too: the answer takes as long.
+            ok = self._hasher.verify(entry["hash"] if entry else self._dummy, password)
+            if entry is None:
                 ok = False
+            else:
+                ok = ok and pyotp.TOTP(entry["totp"]).verify(code, for_time=now, valid_window=1)
+        except (VerificationError, InvalidHashError):
+            ok = False
         if not ok:
             count = failures + 1 if now - since < LOCKOUT else 1
             self._failures[name] = (count, now)

@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -67,6 +68,9 @@ def build(parts: Parts, logins: Logins | None = None) -> Starlette:
         except LoginError as exc:
             log.warning("API login refused for %s: %s", escape(b.user), exc)
             return error("not-permitted", str(exc), 401)
+        except (OSError, ValueError) as exc:  # the logins file is unreadable or damaged
+            log.error("API login: cannot read the logins: %r", exc)
+            return error("failed", "logins are unavailable; see the service's log", 500)
         log.info("API login: %s", session.name)
         return answer({"token": token, "user": session.name, "expires_at": session.expires_at})
 
@@ -109,7 +113,7 @@ def build(parts: Parts, logins: Logins | None = None) -> Starlette:
     )
 
 
-def exports_dir(parts: Parts) -> Any:
+def exports_dir(parts: Parts) -> Path:
     return parts.cfg.data_path() / "exports"
 
 
@@ -136,7 +140,8 @@ class ApiServer:
         log.info("supervisor API listening on %s", self.path)
         if api.listen:
             host, port = parse_hostport(api.listen)
-            tcp = socket.create_server((host, port), reuse_port=False)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            tcp = socket.create_server((host, port), family=family)
             tcp.setblocking(False)
             tls = {"ssl_certfile": api.tls_cert, "ssl_keyfile": api.tls_key}
             await self._serve(app, [tcp], tls)
