@@ -162,6 +162,12 @@ class AmiClient:
         first, _ = await self._send(self._manager, name, fields or {})
         return first
 
+    async def redirect(self, channel: str, context: str) -> None:
+        """Move `channel` to `context`,s,1 (AMI `Redirect`); AmiError when Asterisk refuses."""
+        await self.action(
+            "Redirect", {"Channel": channel, "Context": context, "Exten": "s", "Priority": "1"}
+        )
+
     async def action_list(
         self, name: str, fields: Mapping[str, object] | None = None
     ) -> list[Message]:

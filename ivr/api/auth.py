@@ -21,7 +21,7 @@ from starlette.requests import HTTPConnection
 from ivr.api.logins import Logins
 from ivr.api.peer import Peer
 from ivr.clock import Clock
-from ivr.core.review import Actor, NotPermitted, Role, resolve_actor
+from ivr.core.review import NotPermitted, Role
 
 READ = "read"  # a supervisor reading lists, logs and recordings' metadata
 ACT = "act"  # a supervisor changing something (every change is audited)
@@ -32,7 +32,6 @@ ADMIN = "admin"  # recording a decision another supervisor gave on paper
 class Person(BaseUser):
     name: str
     role: Role | None
-    how: str  # "peer uid 1001": how the service knows, for the log
 
     @property
     def is_authenticated(self) -> bool:
@@ -64,7 +63,7 @@ class PeerCredentials(AuthenticationBackend):
         except KeyError:
             name = f"uid {peer.uid}"  # no such user: never in the roster
         role = self._roster.get(name)
-        return AuthCredentials(scopes(role)), Person(name, role, f"peer uid {peer.uid}")
+        return AuthCredentials(scopes(role)), Person(name, role)
 
 
 class SessionTokens(AuthenticationBackend):
@@ -83,7 +82,7 @@ class SessionTokens(AuthenticationBackend):
         if session is None:
             return None
         role = self._roster.get(session.name)
-        return AuthCredentials(scopes(role)), Person(session.name, role, "login")
+        return AuthCredentials(scopes(role)), Person(session.name, role)
 
 
 class Either(AuthenticationBackend):
@@ -112,8 +111,3 @@ def require(person: BaseUser, granted: list[str], scope: str) -> Person:
             )
         raise NotPermitted(f"{person.name!r} is a {person.role}; this needs an admin")
     return person
-
-
-def acting(person: Person, on_paper: str | None, note: str, roster: Mapping[str, Role]) -> Actor:
-    """The actor of a decision (see `resolve_actor`: the rule is the core's)."""
-    return resolve_actor(person.name, on_paper, note, roster)

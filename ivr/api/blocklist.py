@@ -9,13 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ivr.api.auth import ACT, READ, Person, acting
+from ivr.api.auth import ACT, READ, Person
 from ivr.api.common import Body, body, endpoint
 from ivr.config import Config
 from ivr.core.blocklist import EntryStatus
 from ivr.core.categories import CATEGORIES
 from ivr.core.proposal import parse_days
-from ivr.core.review import Actor, ReviewError
+from ivr.core.review import Actor, ReviewError, resolve_actor
 from ivr.review import csvfile
 from ivr.review.service import BlocklistService, Proposal
 
@@ -130,7 +130,7 @@ def routes(svc: BlocklistService, cfg: Config) -> list[Route]:
             b = await body(request, DecideBody)
             if b.on_paper is not None and not paper:
                 raise ReviewError("--as: only an approval or a rejection is given on paper")
-            actor = acting(person, b.on_paper, b.note, roster)
+            actor = resolve_actor(person.name, b.on_paper, b.note, roster)
             await svc.sweep()
             rec = await getattr(svc, name)(actor, request.path_params["id"], b.note)
             return entry_json(rec)

@@ -99,8 +99,6 @@ async def _redirect(ami: AmiClient, channel: str, context: str) -> None:
     if not SAFE_CHANNEL.match(channel):
         raise ReviewError(f"unusable channel name {channel!r}")
     try:
-        await ami.action(
-            "Redirect", {"Channel": channel, "Context": context, "Exten": "s", "Priority": "1"}
-        )
+        await ami.redirect(channel, context)
     except AmiError as exc:
         raise Unavailable(f"AMI: {exc}") from None

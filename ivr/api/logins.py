@@ -12,6 +12,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import pyotp
@@ -44,7 +45,12 @@ class Logins:
         self._sessions: dict[str, Session] = {}
         self._failures: dict[str, tuple[int, datetime]] = {}
         self._lock = threading.Lock()
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
+
+    @cached_property
+    def _dummy(self) -> str:
+        """A hash to check an unknown name's password against (made at the first login, not
+        at every start)."""
+        return self._hasher.hash(secrets.token_hex(16))
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
@@ -70,7 +76,8 @@ class Logins:
 
     def login(self, name: str, password: str, code: str, now: datetime) -> tuple[str, Session]:
         """A new session token for `name`, or LoginError. Five failures lock the name."""
-        failures, since = self._failures.get(name, (0, now))
+        with self._lock:  # logins run in threads: count every failure
+            failures, since = self._failures.get(name, (0, now))
         if failures >= MAX_FAILURES and now - since < LOCKOUT:
             raise LoginError(f"too many failed logins for this name; wait {LOCKOUT}")
         entry = self._load().get(name)
@@ -84,11 +91,12 @@ class Logins:
                 ok = ok and pyotp.TOTP(entry["totp"]).verify(code, for_time=now, valid_window=1)
         except (VerificationError, InvalidHashError):
             ok = False
-        if not ok:
-            count = failures + 1 if now - since < LOCKOUT else 1
-            self._failures[name] = (count, now)
-            raise LoginError("wrong name, password or one-time code")
-        self._failures.pop(name, None)
+        with self._lock:
+            if not ok:
+                failures, since = self._failures.get(name, (0, now))
+                self._failures[name] = (failures + 1 if now - since < LOCKOUT else 1, now)
+                raise LoginError("wrong name, password or one-time code")
+            self._failures.pop(name, None)
         token = secrets.token_urlsafe(32)
         session = Session(name, now + self._length)
         self._sessions[token] = session

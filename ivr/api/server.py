@@ -17,7 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -35,26 +35,17 @@ from ivr.wiring import Parts
 log = logging.getLogger("ivr.api")
 
 
-def _unauthenticated(conn: HTTPConnection, exc: Exception) -> Response:
-    return error("not-permitted", str(exc), 401)
-
-
 class LoginBody(Body):
     user: str
     password: str
     otp: str
 
 
-def logins_of(parts: Parts) -> Logins:
-    cfg = parts.cfg
-    return Logins(cfg.data_path() / LOGINS_FILE, timedelta(hours=cfg.api.session_hours))
-
-
-def build(parts: Parts, logins: Logins | None = None) -> Starlette:
+def build(parts: Parts) -> Starlette:
     """The ASGI application: every route behind one authorization layer, whichever way the
     person was authenticated (the Unix socket's peer, or a login on the TLS listener)."""
     cfg = parts.cfg
-    logins = logins or logins_of(parts)
+    logins = Logins(cfg.data_path() / LOGINS_FILE, timedelta(hours=cfg.api.session_hours))
 
     async def login(request: Request) -> Response:
         try:
@@ -107,7 +98,6 @@ def build(parts: Parts, logins: Logins | None = None) -> Starlette:
                     PeerCredentials(cfg.supervisors),
                     SessionTokens(logins, cfg.supervisors, parts.clock),
                 ),
-                on_error=_unauthenticated,
             )
         ],
     )
@@ -174,14 +164,6 @@ class ApiServer:
                 task.result()
                 raise RuntimeError("the API server stopped while starting")
             await asyncio.sleep(0.01)
-
-    @property
-    def tls_port(self) -> int | None:
-        """The TLS listener's port (when `api.listen` asked for port 0)."""
-        for server, _ in self._servers[1:]:
-            for s in server.servers:
-                return int(s.sockets[0].getsockname()[1])
-        return None
 
     async def close(self) -> None:
         for server, _ in self._servers:

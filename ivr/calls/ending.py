@@ -56,7 +56,6 @@ class EndResult:
     held: bool = False
     entry_id: int | None = None
     warnings: list[str] = field(default_factory=list)
-    unsaved: bool = False  # the hold and proposal were given up (the database never answered)
 
 
 class CallEnder:

@@ -118,55 +118,63 @@ def propose(
         c.warn(f"warning: {w}")
 
 
-def _decision(name: str, verb: str, paper: bool) -> None:
-    doc = {
-        "approve": "Approve a pending entry (not your own); it acts from the next call.",
-        "reject": "Reject a pending entry (not your own).",
-        "revoke": "End a pending or approved entry now.",
-    }[name]
-
-    def send(entry_id: int, note: str, on_paper: str | None, config: Path | None, j: bool) -> None:
-        api = Api(config)
-        body: dict[str, Any] = {"note": note}
-        if on_paper is not None:
-            body["on_paper"] = on_paper
-        _done(api, verb, api.post(f"/v1/blocklist/{entry_id}/{name}", body), j)
-
-    if paper:
-
-        def command(
-            entry_id: Annotated[int, typer.Argument(metavar="ID")],
-            note: Annotated[str, typer.Option("--note", help="Why (kept in the trail).")] = "",
-            as_: PaperOpt = None,
-            config: c.ConfigOpt = None,
-            as_json: c.JsonOpt = False,
-        ) -> None:
-            send(entry_id, note, as_, config, as_json)
-
-    else:
-
-        def command(  # type: ignore[misc]
-            entry_id: Annotated[int, typer.Argument(metavar="ID")],
-            note: Annotated[str, typer.Option("--note", help="Why (kept in the trail).")] = "",
-            config: c.ConfigOpt = None,
-            as_json: c.JsonOpt = False,
-        ) -> None:
-            send(entry_id, note, None, config, as_json)
-
-    command.__doc__ = doc
-    app.command(name)(command)
+NoteArg = Annotated[str, typer.Option("--note", help="Why (kept in the audit trail).")]
+IdArg = Annotated[int, typer.Argument(metavar="ID")]
 
 
-_decision("approve", "approved", paper=True)
-_decision("reject", "rejected", paper=True)  # the review rules require --note for reject
-_decision("revoke", "revoked", paper=False)
+def _decide(
+    name: str,
+    verb: str,
+    entry_id: int,
+    note: str,
+    on_paper: str | None,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    api = Api(config)
+    body: dict[str, Any] = {"note": note}
+    if on_paper is not None:
+        body["on_paper"] = on_paper
+    _done(api, verb, api.post(f"/v1/blocklist/{entry_id}/{name}", body), as_json)
+
+
+@app.command()
+def approve(
+    entry_id: IdArg,
+    note: NoteArg = "",
+    as_: PaperOpt = None,
+    config: c.ConfigOpt = None,
+    as_json: c.JsonOpt = False,
+) -> None:
+    """Approve a pending entry (not your own); it acts from the next call."""
+    _decide("approve", "approved", entry_id, note, as_, config, as_json)
+
+
+@app.command()
+def reject(
+    entry_id: IdArg,
+    note: NoteArg = "",  # the review rules require it for a rejection
+    as_: PaperOpt = None,
+    config: c.ConfigOpt = None,
+    as_json: c.JsonOpt = False,
+) -> None:
+    """Reject a pending entry (not your own)."""
+    _decide("reject", "rejected", entry_id, note, as_, config, as_json)
+
+
+@app.command()
+def revoke(
+    entry_id: IdArg, note: NoteArg = "", config: c.ConfigOpt = None, as_json: c.JsonOpt = False
+) -> None:
+    """End a pending or approved entry now."""
+    _decide("revoke", "revoked", entry_id, note, None, config, as_json)
 
 
 @app.command()
 def renew(
-    entry_id: Annotated[int, typer.Argument(metavar="ID")],
+    entry_id: IdArg,
     expires: Annotated[str, typer.Option(help="90d, or YYYY-MM-DD.")],
-    note: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "",
+    note: NoteArg = "",
     config: c.ConfigOpt = None,
     as_json: c.JsonOpt = False,
 ) -> None:
@@ -197,7 +205,7 @@ def list_(
 
 @app.command()
 def show(
-    entry_id: Annotated[int, typer.Argument(metavar="ID")],
+    entry_id: IdArg,
     config: c.ConfigOpt = None,
     as_json: c.JsonOpt = False,
 ) -> None:

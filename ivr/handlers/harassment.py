@@ -40,10 +40,7 @@ class HarassmentHandler:
                 raise RedirectFailed(f"unusable channel name {channel!r}")
             if self._ami is not None and self._ami.connected:
                 try:
-                    await self._ami.action(
-                        "Redirect",
-                        {"Channel": channel, "Context": context, "Exten": "s", "Priority": "1"},
-                    )
+                    await self._ami.redirect(channel, context)
                     return
                 except AmiError as exc:
                     log.warning("AMI Redirect failed (%s); trying ChannelRedirect", exc)
